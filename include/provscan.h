@@ -1,0 +1,195 @@
+/* provscan.h — public API of libprovscan: image loading, perceptual fingerprints and Hamming search. */
+#ifndef PROVSCAN_H
+#define PROVSCAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32) && defined(PROVSCAN_SHARED_BUILD)
+#define PROVSCAN_API __declspec(dllexport)
+#elif defined(__GNUC__)
+#define PROVSCAN_API __attribute__((visibility("default")))
+#else
+#define PROVSCAN_API
+#endif
+
+#define PROVSCAN_VERSION_MAJOR 0
+#define PROVSCAN_VERSION_MINOR 1
+#define PROVSCAN_VERSION_PATCH 0
+#define PROVSCAN_VERSION_STRING "0.1.0"
+
+/* ---------------------------------------------------------------------------------------------
+ * Errors. Every fallible function returns a provscan_status; when it takes a provscan_error *,
+ * the message there names the input and says what is wrong (the pointer may be NULL).
+ * ------------------------------------------------------------------------------------------- */
+typedef enum provscan_status {
+    PROVSCAN_OK = 0,
+    PROVSCAN_E_ARG,          /* invalid argument or option */
+    PROVSCAN_E_NOMEM,        /* out of memory */
+    PROVSCAN_E_IO,           /* a file could not be opened, read or written */
+    PROVSCAN_E_NOT_IMAGE,    /* not an image in any supported format */
+    PROVSCAN_E_CORRUPT,      /* image data damaged or truncated */
+    PROVSCAN_E_TOO_LARGE,    /* more pixels than the configured limit */
+    PROVSCAN_E_TOO_SMALL,    /* too small to fingerprint (a side under 5 pixels) */
+    PROVSCAN_E_UNSUPPORTED,  /* a known format, but a variant this build cannot decode */
+    PROVSCAN_E_INDEX,        /* an index or descriptor file is damaged or inconsistent */
+    PROVSCAN_E_VERSION,      /* a file written by an incompatible format version */
+    PROVSCAN_E_BUSY,         /* the index is locked by another writer */
+    PROVSCAN_E_INTERNAL,     /* a bug: please report it */
+    PROVSCAN_STATUS_COUNT
+} provscan_status;
+
+typedef struct provscan_error {
+    provscan_status status;
+    char message[512];
+} provscan_error;
+
+/* Stable lower-case token for a status ("io_error", "not_an_image", ...), used in JSON output. */
+PROVSCAN_API const char *provscan_error_name(provscan_status status);
+
+/* ---------------------------------------------------------------------------------------------
+ * Library set-up and build facts.
+ * ------------------------------------------------------------------------------------------- */
+
+/* Initialises the decoders. Call once before any other function (idempotent, thread-safe). */
+PROVSCAN_API provscan_status provscan_init(provscan_error *err);
+
+PROVSCAN_API const char *provscan_version(void);
+/* The SIMD kernel set in use: "scalar", "avx2" or "avx512". */
+PROVSCAN_API const char *provscan_simd_path(void);
+/* Space-separated list of the kernel sets this CPU and build can run. */
+PROVSCAN_API const char *provscan_simd_available(void);
+/* Forces a kernel set ("scalar", "avx2", "avx512"); PROVSCAN_E_UNSUPPORTED when the CPU lacks it.
+ * The environment variable PROVSCAN_SIMD does the same at start-up. */
+PROVSCAN_API provscan_status provscan_simd_force(const char *name);
+/* Version of the image library (libvips) linked in. */
+PROVSCAN_API const char *provscan_decoder_version(void);
+
+/* ---------------------------------------------------------------------------------------------
+ * Images. A loaded image is 8-bit, 1 (grey) or 3 (RGB) channels, rows packed, orientation and
+ * alpha already handled as the load options asked.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct provscan_image provscan_image;
+
+/* Default decompression-bomb guard: refuse images of more pixels than this (before decoding). */
+#define PROVSCAN_DEFAULT_MAX_PIXELS (256ull * 1024 * 1024)
+
+typedef enum provscan_alpha {
+    PROVSCAN_ALPHA_WHITE = 0, /* composite onto opaque white (what viewers and exports show) */
+    PROVSCAN_ALPHA_IGNORE     /* drop alpha and keep the colour underneath (the PDQ reference) */
+} provscan_alpha;
+
+typedef struct provscan_load_options {
+    uint64_t max_pixels;      /* 0: PROVSCAN_DEFAULT_MAX_PIXELS */
+    int min_side;             /* shrink-on-load: decode at the smallest size whose shorter side is
+                                 still >= min_side; 0 decodes at full resolution */
+    int autorotate;           /* 1: apply the EXIF orientation tag */
+    provscan_alpha alpha;
+    int want_grey;            /* 1: a grey image is enough (saves colour conversion) */
+} provscan_load_options;
+
+/* Fills opts with the defaults: full resolution, autorotate on, alpha onto white, colour. */
+PROVSCAN_API void provscan_load_options_default(provscan_load_options *opts);
+
+typedef struct provscan_image_info {
+    int source_width, source_height; /* of the file, after orientation was applied */
+    int orientation;                  /* the file's EXIF orientation tag, 1..8 (1 = none or absent) */
+    int orientation_applied;          /* 1 when the image was turned to honour that tag */
+    int had_alpha;
+    char format[16];                  /* "jpeg", "png", "webp", "tiff", "gif", "heif", ... */
+} provscan_image_info;
+
+PROVSCAN_API provscan_status provscan_image_load(const char *path, const provscan_load_options *opts,
+                                                 provscan_image **out, provscan_image_info *info,
+                                                 provscan_error *err);
+/* Same, from an encoded file held in memory; name is only used in error messages. */
+PROVSCAN_API provscan_status provscan_image_load_memory(const void *data, size_t size, const char *name,
+                                                        const provscan_load_options *opts,
+                                                        provscan_image **out, provscan_image_info *info,
+                                                        provscan_error *err);
+/* Wraps a copy of raw 8-bit pixels (channels 1 or 3, stride in bytes). */
+PROVSCAN_API provscan_status provscan_image_from_pixels(const uint8_t *pixels, int width, int height,
+                                                        int channels, size_t stride,
+                                                        provscan_image **out);
+PROVSCAN_API int provscan_image_width(const provscan_image *img);
+PROVSCAN_API int provscan_image_height(const provscan_image *img);
+PROVSCAN_API int provscan_image_channels(const provscan_image *img);
+PROVSCAN_API const uint8_t *provscan_image_pixels(const provscan_image *img);
+PROVSCAN_API void provscan_image_free(provscan_image *img);
+
+/* ---------------------------------------------------------------------------------------------
+ * Fingerprints: PDQ (256 bits, with quality and the 8 dihedral variants), pHash and dHash (64 bits).
+ * Definitions and versions: docs/hashes.md.
+ * ------------------------------------------------------------------------------------------- */
+#define PROVSCAN_PDQ_VERSION 1
+#define PROVSCAN_PHASH_VERSION 1
+#define PROVSCAN_DHASH_VERSION 1
+
+/* A PDQ hash in exchange order: 32 bytes, byte 0 holds bits 255..248 (as the hex form reads). */
+typedef struct provscan_pdq {
+    uint8_t bytes[32];
+} provscan_pdq;
+
+/* The 8 dihedral transforms, in the PDQ reference's order. */
+typedef enum provscan_dihedral {
+    PROVSCAN_D_ORIGINAL = 0,
+    PROVSCAN_D_ROT90,      /* rotated 90 degrees counter-clockwise */
+    PROVSCAN_D_ROT180,
+    PROVSCAN_D_ROT270,     /* rotated 90 degrees clockwise */
+    PROVSCAN_D_FLIPX,      /* flipped top to bottom */
+    PROVSCAN_D_FLIPY,      /* mirrored left to right */
+    PROVSCAN_D_FLIPPLUS1,  /* transposed about the main diagonal */
+    PROVSCAN_D_FLIPMINUS1, /* transposed about the anti-diagonal */
+    PROVSCAN_DIHEDRAL_COUNT
+} provscan_dihedral;
+
+PROVSCAN_API const char *provscan_dihedral_name(provscan_dihedral d);
+
+typedef enum provscan_hash_mode {
+    PROVSCAN_MODE_FAST = 0,   /* shrink-on-load decode, EXIF orientation applied, alpha onto white */
+    PROVSCAN_MODE_COMPATIBLE  /* full-resolution decode as the PDQ reference (bit-exact hashes) */
+} provscan_hash_mode;
+
+typedef struct provscan_fingerprint {
+    provscan_pdq pdq[PROVSCAN_DIHEDRAL_COUNT]; /* pdq[t]: hash of the image transformed by t */
+    int quality;                               /* PDQ quality, 0..100 */
+    uint64_t phash;                            /* bit i = 1 << i, printed as 16 hex digits */
+    uint64_t dhash;
+} provscan_fingerprint;
+
+/* Thresholds on the best dihedral PDQ distance (docs/hashes.md): at most MATCH is a copy, at most
+ * POSSIBLE deserves a look; below MIN_QUALITY a hash carries too little structure to be trusted. */
+#define PROVSCAN_PDQ_MATCH_DISTANCE 31
+#define PROVSCAN_PDQ_POSSIBLE_DISTANCE 47
+#define PROVSCAN_PDQ_MIN_QUALITY 50
+
+/* The load options a hash mode uses. */
+PROVSCAN_API void provscan_load_options_for_mode(provscan_hash_mode mode, provscan_load_options *opts);
+
+/* Fingerprints an already loaded image. PROVSCAN_E_TOO_SMALL when a side is under 5 pixels. */
+PROVSCAN_API provscan_status provscan_fingerprint_image(const provscan_image *img, provscan_fingerprint *out);
+
+/* Loads path as mode asks and fingerprints it. info may be NULL. */
+PROVSCAN_API provscan_status provscan_fingerprint_file(const char *path, provscan_hash_mode mode,
+                                                       uint64_t max_pixels, provscan_fingerprint *out,
+                                                       provscan_image_info *info, provscan_error *err);
+
+/* 64 lower-case hex digits (out needs 65 bytes). */
+PROVSCAN_API void provscan_pdq_to_hex(const provscan_pdq *h, char out[65]);
+PROVSCAN_API provscan_status provscan_pdq_from_hex(const char *hex, provscan_pdq *out);
+
+PROVSCAN_API int provscan_pdq_distance(const provscan_pdq *a, const provscan_pdq *b);
+PROVSCAN_API int provscan_hash64_distance(uint64_t a, uint64_t b);
+
+/* Distance from a to the closest dihedral variant of b, and which variant that is. */
+PROVSCAN_API int provscan_pdq_distance_dihedral(const provscan_pdq *a, const provscan_fingerprint *b,
+                                                provscan_dihedral *which);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,129 @@
+/* fingerprint.c — public fingerprint API: image or file to PDQ/pHash/dHash, hex form, distances. */
+#include "hash/hash.h"
+#include "common/error.h"
+#include "cpu/kernels.h"
+#include "decode/decode.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Fast mode decodes at the smallest size whose shorter side keeps this many pixels: PDQ samples
+ * a 64x64 grid, and 4 source pixels per cell keep its hash within a few bits of full resolution
+ * (measured in docs/hashes.md). */
+#define PS_FAST_MIN_SIDE 256
+
+void provscan_load_options_for_mode(provscan_hash_mode mode, provscan_load_options *opts)
+{
+    provscan_load_options_default(opts);
+    if (mode == PROVSCAN_MODE_COMPATIBLE) {
+        /* The PDQ reference decodes at full resolution, ignores EXIF orientation and drops alpha. */
+        opts->min_side = 0;
+        opts->autorotate = 0;
+        opts->alpha = PROVSCAN_ALPHA_IGNORE;
+        opts->want_grey = 0;
+    } else {
+        opts->min_side = PS_FAST_MIN_SIDE;
+        opts->want_grey = 1;
+    }
+}
+
+provscan_status provscan_fingerprint_image(const provscan_image *img, provscan_fingerprint *out)
+{
+    if (!img || !out)
+        return PROVSCAN_E_ARG;
+    int w = provscan_image_width(img), h = provscan_image_height(img);
+    if (w < 5 || h < 5)
+        return PROVSCAN_E_TOO_SMALL;
+    float *luma = ps_luma_from_pixels(provscan_image_pixels(img), w, h, provscan_image_channels(img));
+    if (!luma)
+        return PROVSCAN_E_NOMEM;
+    memset(out, 0, sizeof *out);
+    provscan_status st = ps_phash_dhash_from_luma(luma, w, h, &out->phash, &out->dhash);
+    if (st == PROVSCAN_OK)
+        st = ps_pdq_from_luma(luma, w, h, img->full_width, img->full_height, out->pdq, &out->quality);
+    free(luma);
+    return st;
+}
+
+provscan_status provscan_fingerprint_file(const char *path, provscan_hash_mode mode, uint64_t max_pixels,
+                                          provscan_fingerprint *out, provscan_image_info *info, provscan_error *err)
+{
+    provscan_load_options opts;
+    provscan_load_options_for_mode(mode, &opts);
+    if (max_pixels)
+        opts.max_pixels = max_pixels;
+    provscan_image *img = NULL;
+    PS_TRY(provscan_image_load(path, &opts, &img, info, err));
+    provscan_status st = provscan_fingerprint_image(img, out);
+    int w = provscan_image_width(img), h = provscan_image_height(img);
+    provscan_image_free(img);
+    if (st == PROVSCAN_E_TOO_SMALL)
+        return ps_fail(err, st, "%s: image of %dx%d pixels is too small to fingerprint (5x5 at least)", path, w, h);
+    if (st != PROVSCAN_OK)
+        return ps_fail(err, st, "%s: fingerprint failed: %s", path, provscan_error_name(st));
+    return PROVSCAN_OK;
+}
+
+void provscan_pdq_to_hex(const provscan_pdq *h, char out[65])
+{
+    static const char digits[] = "0123456789abcdef";
+    for (int i = 0; i < 32; i++) {
+        out[2 * i] = digits[h->bytes[i] >> 4];
+        out[2 * i + 1] = digits[h->bytes[i] & 15];
+    }
+    out[64] = '\0';
+}
+
+static int hex_value(char c)
+{
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+}
+
+provscan_status provscan_pdq_from_hex(const char *hex, provscan_pdq *out)
+{
+    if (!hex || !out || strlen(hex) != 64)
+        return PROVSCAN_E_ARG;
+    for (int i = 0; i < 32; i++) {
+        int hi = hex_value(hex[2 * i]), lo = hex_value(hex[2 * i + 1]);
+        if (hi < 0 || lo < 0)
+            return PROVSCAN_E_ARG;
+        out->bytes[i] = (uint8_t)(hi << 4 | lo);
+    }
+    return PROVSCAN_OK;
+}
+
+int provscan_pdq_distance(const provscan_pdq *a, const provscan_pdq *b)
+{
+    uint16_t d;
+    ps_kernels_get()->hamming256(a->bytes, b->bytes, 1, &d);
+    return d;
+}
+
+int provscan_hash64_distance(uint64_t a, uint64_t b)
+{
+    return __builtin_popcountll(a ^ b);
+}
+
+int provscan_pdq_distance_dihedral(const provscan_pdq *a, const provscan_fingerprint *b, provscan_dihedral *which)
+{
+    uint16_t d[PROVSCAN_DIHEDRAL_COUNT];
+    ps_kernels_get()->hamming256(a->bytes, b->pdq[0].bytes, PROVSCAN_DIHEDRAL_COUNT, d);
+    int best = 0;
+    for (int t = 1; t < PROVSCAN_DIHEDRAL_COUNT; t++)
+        if (d[t] < d[best])
+            best = t;
+    if (which)
+        *which = (provscan_dihedral)best;
+    return d[best];
+}
+
+const char *provscan_dihedral_name(provscan_dihedral d)
+{
+    static const char *const names[PROVSCAN_DIHEDRAL_COUNT] = {
+        "original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1",
+    };
+    return (unsigned)d < PROVSCAN_DIHEDRAL_COUNT ? names[d] : "unknown";
+}
