@@ -189,6 +189,141 @@ PROVSCAN_API int provscan_hash64_distance(uint64_t a, uint64_t b);
 PROVSCAN_API int provscan_pdq_distance_dihedral(const provscan_pdq *a, const provscan_fingerprint *b,
                                                 provscan_dihedral *which);
 
+
+/* ---------------------------------------------------------------------------------------------
+ * Declared provenance: what a file's own metadata claims about its origin. Reported as a claim,
+ * never as proof (metadata is stripped by re-encoding and unsigned metadata is easy to forge).
+ * ------------------------------------------------------------------------------------------- */
+typedef struct provscan_provenance {
+    int c2pa_manifest;            /* a C2PA manifest store is embedded (JPEG APP11, PNG caBX, ...) */
+    int xmp_packet;               /* an XMP packet is embedded */
+    char digital_source_type[48]; /* IPTC DigitalSourceType term, e.g. "trainedAlgorithmicMedia"; "" if none */
+    char declared_in[8];          /* "c2pa" or "xmp" */
+    int generator_parameters;     /* text chunk "parameters" (Automatic1111-style) */
+    int generator_prompt;         /* text chunk "prompt" (ComfyUI) */
+    int generator_workflow;       /* text chunk "workflow" (ComfyUI) */
+} provscan_provenance;
+
+/* 1 when the provenance claims generative-AI origin (an AI DigitalSourceType or generator chunks). */
+PROVSCAN_API int provscan_provenance_declares_ai(const provscan_provenance *p);
+
+/* Everything provscan derives from one query file, read once: image facts, fingerprint, provenance. */
+typedef struct provscan_analysis {
+    provscan_image_info info;
+    provscan_fingerprint fp;
+    provscan_provenance provenance;
+} provscan_analysis;
+
+/* Reads path once, scans its metadata, decodes it in fast mode and fingerprints it. */
+PROVSCAN_API provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, provscan_analysis *out,
+                                                   provscan_error *err);
+
+/* ---------------------------------------------------------------------------------------------
+ * Corpus index: a directory holding a SQLite catalog of works (path, content SHA-256, attribution,
+ * fingerprints) and memory-mapped descriptor segments for fast search (docs/index-format.md).
+ * One writer at a time (a lock file); any number of readers, also while a writer runs.
+ * ------------------------------------------------------------------------------------------- */
+typedef struct provscan_index provscan_index;
+
+#define PROVSCAN_INDEX_FORMAT_VERSION 1
+
+/* Creates an empty index in dir (created if missing; it must not already hold an index). */
+PROVSCAN_API provscan_status provscan_index_create(const char *dir, provscan_error *err);
+/* Opens an index. writable takes the writer lock: PROVSCAN_E_BUSY when another writer holds it. */
+PROVSCAN_API provscan_status provscan_index_open(const char *dir, int writable, provscan_index **out,
+                                                 provscan_error *err);
+PROVSCAN_API void provscan_index_close(provscan_index *idx);
+/* Maps the index's segments now rather than at the first search, so that a damaged segment is
+ * reported before any work starts. */
+PROVSCAN_API provscan_status provscan_index_prepare(provscan_index *idx, provscan_error *err);
+
+typedef struct provscan_add_progress {
+    uint64_t done, total;   /* files considered so far / in all */
+    uint64_t added, failed; /* so far */
+} provscan_add_progress;
+
+typedef void (*provscan_progress_fn)(const provscan_add_progress *progress, void *user);
+typedef void (*provscan_file_error_fn)(const char *path, const provscan_error *err, void *user);
+
+typedef struct provscan_add_options {
+    int jobs;                        /* worker threads; 0: all cores */
+    int follow_symlinks;             /* follow symbolic links while walking directories */
+    uint64_t max_pixels;             /* 0: PROVSCAN_DEFAULT_MAX_PIXELS */
+    const char *meta_csv;            /* attribution CSV to import (docs/index-format.md), or NULL */
+    provscan_progress_fn progress;   /* called after each committed batch, or NULL */
+    provscan_file_error_fn on_error; /* called for each file that could not be added, or NULL */
+    void *user;
+} provscan_add_options;
+
+typedef struct provscan_add_stats {
+    uint64_t files;           /* regular files found */
+    uint64_t non_image;       /* skipped: not an image by name or content */
+    uint64_t unchanged;       /* skipped: same path, size and modification time as indexed */
+    uint64_t added;           /* new works */
+    uint64_t updated;         /* same path, new content */
+    uint64_t moved;           /* same content at a new path (the old path is gone) */
+    uint64_t failed;          /* could not be read or decoded */
+    uint64_t attribution;     /* works whose attribution the CSV set or changed */
+} provscan_add_stats;
+
+/* Adds files and directories (walked recursively) to a writable index, incrementally: unchanged
+ * files are skipped, renamed files are recognised by content. Files are committed in batches; an
+ * interrupted add keeps every committed batch and a rerun completes the rest. */
+PROVSCAN_API provscan_status provscan_index_add(provscan_index *idx, const char *const *paths, size_t npaths,
+                                                const provscan_add_options *opts, provscan_add_stats *stats,
+                                                provscan_error *err);
+/* Removes works by path (a directory removes everything under it). */
+PROVSCAN_API provscan_status provscan_index_remove(provscan_index *idx, const char *const *paths, size_t npaths,
+                                                   uint64_t *removed, provscan_error *err);
+/* Removes works whose file no longer exists. */
+PROVSCAN_API provscan_status provscan_index_prune(provscan_index *idx, uint64_t *removed, provscan_error *err);
+
+typedef struct provscan_index_stats {
+    int format_version;
+    uint64_t works, segments, records, tombstones, bytes;
+    int64_t created_at, updated_at; /* Unix seconds */
+    char hash_mode[16];
+} provscan_index_stats;
+
+PROVSCAN_API provscan_status provscan_index_info(provscan_index *idx, provscan_index_stats *out, provscan_error *err);
+
+typedef void (*provscan_problem_fn)(const char *problem, void *user);
+/* Checks the catalog, every segment's checksums and the agreement between them; each problem is
+ * reported through the callback. PROVSCAN_OK with *problems == 0 means the index is sound. */
+PROVSCAN_API provscan_status provscan_index_verify(provscan_index *idx, provscan_problem_fn problem, void *user,
+                                                   uint64_t *problems, provscan_error *err);
+
+typedef struct provscan_match {
+    int64_t work_id;
+    char *path;
+    char sha256[65];
+    char *title, *author, *license, *source_url, *note; /* attribution; NULL when unknown */
+    int width, height, quality;
+    int distance;                /* PDQ Hamming distance to the closest dihedral variant of the query */
+    provscan_dihedral transform; /* the query is the work transformed by this */
+} provscan_match;
+
+typedef struct provscan_search_options {
+    int top_k;        /* matches kept per query */
+    int max_distance; /* PDQ distance beyond which a work is not reported */
+    int jobs;         /* worker threads; 0: all cores */
+} provscan_search_options;
+
+typedef struct provscan_results {
+    size_t nqueries;
+    size_t *count;          /* matches per query */
+    provscan_match **match; /* match[q][0 .. count[q]-1], best first */
+} provscan_results;
+
+/* Searches the index with the fingerprints of nq queries (all 8 variants of each are used).
+ * Matches are ordered by distance, then by path, so results of shards merge exactly. */
+PROVSCAN_API provscan_status provscan_index_search(provscan_index *idx, const provscan_fingerprint *queries,
+                                                   size_t nq, const provscan_search_options *opts,
+                                                   provscan_results *out, provscan_error *err);
+/* Merges the results of the same queries against several shards into the top_k of their union. */
+PROVSCAN_API provscan_status provscan_results_merge(provscan_results *into, provscan_results *from, int top_k);
+PROVSCAN_API void provscan_results_free(provscan_results *r);
+
 #ifdef __cplusplus
 }
 #endif

@@ -3,7 +3,7 @@
 set -eu
 
 PACKAGES="build-essential cmake pkg-config git ca-certificates
-libvips-dev libjpeg62-turbo-dev libpng-dev libsqlite3-dev libjansson-dev libglib2.0-dev
+libvips-dev libjpeg62-turbo-dev libpng-dev libsqlite3-dev libssl-dev libjansson-dev libglib2.0-dev
 libcmocka-dev python3"
 
 missing=""

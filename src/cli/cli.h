@@ -20,6 +20,10 @@ typedef int (*ps_command_fn)(int argc, char **argv);
 
 int cmd_hash(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_index(int argc, char **argv);
+int cmd_scan(int argc, char **argv);
+int cmd_batch(int argc, char **argv);
+int cmd_merge(int argc, char **argv);
 
 /* "provscan: <message>" on stderr; "error:" in red when stderr is a terminal and NO_COLOR is unset. */
 void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

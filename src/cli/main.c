@@ -15,6 +15,10 @@ typedef struct command {
 static const command commands[] = {
     {"hash", cmd_hash, "fingerprint image files (PDQ, pHash, dHash)"},
     {"compare", cmd_compare, "compare two images and say whether one copies the other"},
+    {"index", cmd_index, "create, fill and maintain a corpus index (create|add|info|remove|prune|verify)"},
+    {"scan", cmd_scan, "check images against a corpus index: which work do they copy?"},
+    {"batch", cmd_batch, "scan many images as a resumable streaming job (JSON Lines out)"},
+    {"merge", cmd_merge, "merge batch outputs of shards into the answer of one index"},
 };
 
 static void print_help(FILE *f)

@@ -36,6 +36,9 @@ provscan_status ps_decode_jpeg(const uint8_t *data, size_t size, const ps_decode
 provscan_status ps_decode_vips(const uint8_t *data, size_t size, const ps_decode_request *req,
                                provscan_image **out, provscan_image_info *info, provscan_error *err);
 
+/* Reads a whole regular file into memory (caller frees), with the loader's checks and messages. */
+provscan_status ps_read_file(const char *path, uint8_t **data, size_t *size, provscan_error *err);
+
 /* Turns img in place to honour EXIF orientation o (2..8). */
 provscan_status ps_image_orient(provscan_image *img, int orientation);
 

@@ -146,7 +146,7 @@ provscan_status ps_image_orient(provscan_image *img, int o)
     return PROVSCAN_OK;
 }
 
-static provscan_status read_file(const char *path, uint8_t **data, size_t *size, provscan_error *err)
+provscan_status ps_read_file(const char *path, uint8_t **data, size_t *size, provscan_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -259,7 +259,7 @@ provscan_status provscan_image_load(const char *path, const provscan_load_option
         return ps_fail(err, PROVSCAN_E_ARG, "no path given");
     uint8_t *data = NULL;
     size_t size = 0;
-    PS_TRY(read_file(path, &data, &size, err));
+    PS_TRY(ps_read_file(path, &data, &size, err));
     provscan_status st = provscan_image_load_memory(data, size, path, opts, out, info, err);
     free(data);
     return st;

@@ -3,7 +3,9 @@
 #include "common/error.h"
 #include "cpu/kernels.h"
 #include "decode/decode.h"
+#include "decode/metadata.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -126,4 +128,49 @@ const char *provscan_dihedral_name(provscan_dihedral d)
         "original", "rot90", "rot180", "rot270", "flipx", "flipy", "flipplus1", "flipminus1",
     };
     return (unsigned)d < PROVSCAN_DIHEDRAL_COUNT ? names[d] : "unknown";
+}
+
+int provscan_provenance_declares_ai(const provscan_provenance *p)
+{
+    const char *t = p->digital_source_type;
+    int ai_term = strstr(t, "lgorithmic") != NULL || strstr(t, "ynthetic") != NULL;
+    return ai_term || p->generator_parameters || p->generator_prompt || p->generator_workflow;
+}
+
+provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, provscan_analysis *out,
+                                      provscan_error *err)
+{
+    ps_error_clear(err);
+    memset(out, 0, sizeof *out);
+    uint8_t *data = NULL;
+    size_t size = 0;
+    PS_TRY(ps_read_file(path, &data, &size, err));
+    ps_metadata md;
+    ps_metadata_scan(data, size, &md);
+    provscan_provenance *p = &out->provenance;
+    p->c2pa_manifest = md.c2pa_manifest;
+    p->xmp_packet = md.xmp_packet;
+    snprintf(p->digital_source_type, sizeof p->digital_source_type, "%s", md.source_type);
+    snprintf(p->declared_in, sizeof p->declared_in, "%s", md.source_type_in);
+    p->generator_parameters = (md.generator_chunks & PS_GEN_PARAMETERS) != 0;
+    p->generator_prompt = (md.generator_chunks & PS_GEN_PROMPT) != 0;
+    p->generator_workflow = (md.generator_chunks & PS_GEN_WORKFLOW) != 0;
+
+    provscan_load_options opts;
+    provscan_load_options_for_mode(PROVSCAN_MODE_FAST, &opts);
+    if (max_pixels)
+        opts.max_pixels = max_pixels;
+    provscan_image *img = NULL;
+    provscan_status st = provscan_image_load_memory(data, size, path, &opts, &img, &out->info, err);
+    free(data);
+    if (st != PROVSCAN_OK)
+        return st;
+    st = provscan_fingerprint_image(img, &out->fp);
+    int w = provscan_image_width(img), h = provscan_image_height(img);
+    provscan_image_free(img);
+    if (st == PROVSCAN_E_TOO_SMALL)
+        return ps_fail(err, st, "%s: image of %dx%d pixels is too small to fingerprint (5x5 at least)", path, w, h);
+    if (st != PROVSCAN_OK)
+        return ps_fail(err, st, "%s: fingerprint failed: %s", path, provscan_error_name(st));
+    return PROVSCAN_OK;
 }
