@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ static void usage(FILE *f)
             "new content is re-fingerprinted, a moved file (same content, old path gone) keeps its entry.\n"
             "  -m, --meta FILE.csv     import attribution: columns path,title,author,license,source_url,note\n"
             "                          (header row required; paths relative to the CSV's folder)\n"
+            "  -T, --files-from FILE   also add the paths listed in FILE, one per line (- for stdin)\n"
             "  -J, --jobs N            files fingerprinted in parallel (default: all cores)\n"
             "  -L, --follow-symlinks   follow symbolic links inside directories (not followed by default)\n"
             "      --max-pixels N      refuse larger images before decoding (default %llu)\n"
@@ -70,16 +72,18 @@ static int cmd_add(int argc, char **argv)
         {"meta", required_argument, NULL, 'm'},       {"jobs", required_argument, NULL, 'J'},
         {"follow-symlinks", no_argument, NULL, 'L'}, {"max-pixels", required_argument, NULL, 'P'},
         {"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"files-from", required_argument, NULL, 'T'}, {NULL, 0, NULL, 0},
     };
     provscan_add_options opts = {0};
+    const char *files_from = NULL;
     int quiet = 0, c;
     long jobs = 0;
     unsigned long long max_pixels = 0;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "m:J:Lqh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:T:J:Lqh", longopts, NULL)) != -1) {
         switch (c) {
         case 'm': opts.meta_csv = optarg; break;
+        case 'T': files_from = optarg; break;
         case 'J':
             if (cli_parse_int(optarg, 1, 4096, &jobs) != 0)
                 return cli_usage_error("index add", "--jobs needs a number from 1 to 4096, not '%s'", optarg);
@@ -94,8 +98,41 @@ static int cmd_add(int argc, char **argv)
         default: return cli_usage_error("index", "unknown option");
         }
     }
-    if (argc - optind < 2)
-        return cli_usage_error("index", "add needs INDEX and at least one PATH");
+    if (argc - optind < 1 || (argc - optind < 2 && !files_from))
+        return cli_usage_error("index", "add needs INDEX and at least one PATH (or --files-from)");
+    /* The paths: those on the command line, then those listed in --files-from. */
+    size_t npaths = (size_t)(argc - optind - 1), cap = npaths + 16;
+    char **paths = malloc(cap * sizeof *paths);
+    if (!paths)
+        return cli_error("out of memory"), EXIT_USAGE;
+    for (size_t i = 0; i < npaths; i++)
+        paths[i] = strdup(argv[optind + 1 + (int)i]);
+    if (files_from) {
+        FILE *f = strcmp(files_from, "-") == 0 ? stdin : fopen(files_from, "r");
+        if (!f) {
+            cli_error("%s: cannot open: %s", files_from, strerror(errno));
+            return EXIT_USAGE;
+        }
+        char *line = NULL;
+        size_t lcap = 0;
+        ssize_t n;
+        while ((n = getline(&line, &lcap, f)) >= 0) {
+            while (n > 0 && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+                line[--n] = '\0';
+            if (n == 0)
+                continue;
+            if (npaths == cap) {
+                char **p = realloc(paths, (cap *= 2) * sizeof *p);
+                if (!p)
+                    return cli_error("out of memory"), EXIT_USAGE;
+                paths = p;
+            }
+            paths[npaths++] = strdup(line);
+        }
+        free(line);
+        if (f != stdin)
+            fclose(f);
+    }
     provscan_index *idx;
     if (open_index(argv[optind], 1, &idx) != 0)
         return EXIT_USAGE;
@@ -108,8 +145,10 @@ static int cmd_add(int argc, char **argv)
     opts.user = &ui;
     provscan_add_stats st;
     provscan_error err;
-    provscan_status s = provscan_index_add(idx, (const char *const *)argv + optind + 1, (size_t)(argc - optind - 1),
-                                           &opts, &st, &err);
+    provscan_status s = provscan_index_add(idx, (const char *const *)paths, npaths, &opts, &st, &err);
+    for (size_t i = 0; i < npaths; i++)
+        free(paths[i]);
+    free(paths);
     cli_progress_finish(&ui.bar);
     double secs = cli_progress_elapsed(&ui.bar);
     provscan_index_close(idx);
