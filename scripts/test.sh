@@ -1,11 +1,13 @@
 #!/bin/sh
-# Installs what is needed, builds provscan and runs the whole test suite, then again under ASan+UBSan.
+# Installs what is needed, builds provscan and its benchmark tools, runs the whole test suite, then again under ASan+UBSan.
 set -eu
 cd "$(dirname "$0")/.."
-scripts/install-deps.sh
+# The benchmark's tools are built and smoke-tested too (bench_smoke: a seconds-long run of the whole
+# harness on synthetic data); its installer also installs the core dependencies.
+bench/install-deps.sh
 jobs=$(nproc)
 
-cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo
+cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DPROVSCAN_BUILD_BENCH=ON
 cmake --build build -j "$jobs"
 (cd build && ctest --output-on-failure -j "$jobs")
 

@@ -53,7 +53,7 @@ static int load_tables(void **state)
         if (split(line, fld, 12) < 8)
             continue;
         vector *v = &vectors[nvectors++];
-        snprintf(v->file, sizeof v->file, "%s", fld[0]);
+        snprintf(v->file, sizeof v->file, "%.159s", fld[0]);
         snprintf(v->hash, sizeof v->hash, "%s", fld[5]);
         v->quality = atoi(fld[6]);
     }

@@ -40,7 +40,8 @@ static void usage(FILE *f)
             "  -J, --jobs N            threads (default: all cores)\n"
             "      --max-pixels N      refuse larger images before decoding (default %llu)\n"
             "  -q, --quiet             no progress bar and no summary\n\n"
-            "Exit status: 0 nothing flagged; 1 a match or possible copy was found; 2 the job could not run\n"
+            "Exit status: 0 nothing flagged; 1 a match or possible copy was found (in the whole job, when\n"
+            "resumed); 2 the job could not run\n"
             "(index, input or output unusable). Unreadable query images are error records, not failures.\n",
             SCAN_SCHEMA, PROVSCAN_PDQ_MATCH_DISTANCE, PROVSCAN_PDQ_POSSIBLE_DISTANCE,
             (unsigned long long)PROVSCAN_DEFAULT_MAX_PIXELS);
@@ -132,8 +133,9 @@ static uint64_t query_key(const char *path)
     return h;
 }
 
-/* Reads an existing output for --resume: remembers its queries and cuts a torn last line. */
-static int load_done(const char *out_path, ps_u64set *done, uint64_t *records)
+/* Reads an existing output for --resume: remembers its queries (and whether any was flagged, so
+ * the exit status speaks for the whole job) and cuts a torn last line. */
+static int load_done(const char *out_path, ps_u64set *done, uint64_t *records, int *flagged)
 {
     FILE *f = fopen(out_path, "r+");
     if (!f)
@@ -158,6 +160,9 @@ static int load_done(const char *out_path, ps_u64set *done, uint64_t *records)
         }
         ps_u64set_add(done, ps_hash_string(q));
         (*records)++;
+        const char *v = json_string_value(json_object_get(rec, "verdict"));
+        if (v && (strcmp(v, "match") == 0 || strcmp(v, "possible") == 0))
+            *flagged = 1;
         json_decref(rec);
         good_end = ftell(f);
     }
@@ -218,11 +223,12 @@ int cmd_batch(int argc, char **argv)
 
     ps_u64set done = {0};
     uint64_t resumed = 0;
+    int flagged_before = 0;
     if (!resume && !overwrite && access(out_path, F_OK) == 0) {
         cli_error("%s already exists: use --resume to continue that job or --overwrite to replace it", out_path);
         return EXIT_USAGE;
     }
-    if (resume && load_done(out_path, &done, &resumed) != 0)
+    if (resume && load_done(out_path, &done, &resumed, &flagged_before) != 0)
         return EXIT_USAGE;
     shards[0] = argv[optind];
     searcher s;
@@ -336,5 +342,5 @@ int cmd_batch(int argc, char **argv)
                 (unsigned long long)nerrors, secs, secs > 0 ? (double)processed / secs : 0.0);
     if (fatal)
         return EXIT_USAGE;
-    return counts[VERDICT_MATCH] || counts[VERDICT_POSSIBLE] ? EXIT_FLAGGED : EXIT_OK;
+    return flagged_before || counts[VERDICT_MATCH] || counts[VERDICT_POSSIBLE] ? EXIT_FLAGGED : EXIT_OK;
 }

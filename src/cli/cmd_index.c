@@ -100,6 +100,11 @@ static int cmd_add(int argc, char **argv)
     }
     if (argc - optind < 1 || (argc - optind < 2 && !files_from))
         return cli_usage_error("index", "add needs INDEX and at least one PATH (or --files-from)");
+    /* The writer lock is taken before the list is read, so a list streamed through a pipe is read
+     * while this process already owns the index. */
+    provscan_index *idx;
+    if (open_index(argv[optind], 1, &idx) != 0)
+        return EXIT_USAGE;
     /* The paths: those on the command line, then those listed in --files-from. */
     size_t npaths = (size_t)(argc - optind - 1), cap = npaths + 16;
     char **paths = malloc(cap * sizeof *paths);
@@ -111,6 +116,7 @@ static int cmd_add(int argc, char **argv)
         FILE *f = strcmp(files_from, "-") == 0 ? stdin : fopen(files_from, "r");
         if (!f) {
             cli_error("%s: cannot open: %s", files_from, strerror(errno));
+            provscan_index_close(idx);
             return EXIT_USAGE;
         }
         char *line = NULL;
@@ -133,9 +139,6 @@ static int cmd_add(int argc, char **argv)
         if (f != stdin)
             fclose(f);
     }
-    provscan_index *idx;
-    if (open_index(argv[optind], 1, &idx) != 0)
-        return EXIT_USAGE;
     add_ui ui;
     cli_progress_start(&ui.bar, "indexing", quiet);
     opts.jobs = (int)jobs;

@@ -61,6 +61,10 @@ static void overlay(ps_kernels *dst, const ps_kernels *src)
     TAKE(dct16);
     TAKE(hamming256);
     TAKE(hamming64);
+    TAKE(hamming256_radius);
+    TAKE(hamming256_gather);
+    TAKE(fast9_row);
+    TAKE(hamming256_top2);
 #undef TAKE
     dst->name = src->name;
 }

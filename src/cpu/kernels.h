@@ -7,6 +7,19 @@
 
 #include "provscan.h"
 
+/* One result of hamming256_radius: code index (relative to the codes passed), query index, distance. */
+typedef struct ps_hpair {
+    uint32_t code;
+    uint16_t query;
+    uint16_t distance;
+} ps_hpair;
+
+/* One result of hamming256_top2: nearest code and the two smallest distances. */
+typedef struct ps_top2 {
+    uint32_t idx;
+    uint16_t d1, d2;
+} ps_top2;
+
 /* Every kernel set must give results bit-identical to the scalar set (tests/test_kernels.c checks). */
 typedef struct ps_kernels {
     const char *name;
@@ -29,6 +42,28 @@ typedef struct ps_kernels {
     void (*hamming256)(const uint8_t *q, const uint8_t *codes, size_t n, uint16_t *out);
     /* out[i] = popcount(q ^ codes[i]) for n 64-bit codes. */
     void (*hamming64)(uint64_t q, const uint64_t *codes, size_t n, uint16_t *out);
+
+    /* Radius scan of n 256-bit codes against nq 256-bit queries (nq <= 65535, n < 2^32): every pair
+     * with d = popcount(queries[j] ^ codes[i]) <= radius is written to out as {i, j, d}, in order of i,
+     * then j. Before each code i the kernel stops if fewer than nq slots remain (cap - written < nq),
+     * so a call with cap >= nq always makes progress. Returns the number of codes consumed (== n unless
+     * out filled up); *nout = pairs written. */
+    size_t (*hamming256_radius)(const uint8_t *queries, size_t nq, const uint8_t *codes, size_t n, int radius,
+                                ps_hpair *out, size_t cap, size_t *nout);
+    /* out[k] = popcount(q ^ codes[32 * ids[k]]) for n record ids (random access: prefetches ahead). */
+    void (*hamming256_gather)(const uint8_t *q, const uint8_t *codes, const uint32_t *ids, size_t n, uint16_t *out);
+
+    /* --- local features (src/features/) --- */
+    /* FAST-9 on one image row: for x in [x0, x1) (3 <= x0, x1 <= width - 3, the row at least 3 rows
+     * from the top and bottom), score[x - x0] = 0 unless 9 contiguous pixels of the radius-3 circle
+     * are all > p + t or all < p - t; then the Rosten score: the sum over the circle of
+     * max(0, v - p - t) (bright arc) or max(0, p - t - v) (dark arc). The corners' x are written to
+     * xs in ascending order; returns their count. */
+    int (*fast9_row)(const uint8_t *row, ptrdiff_t stride, int x0, int x1, int t, uint16_t *score, uint16_t *xs);
+    /* For each of nq 256-bit queries: out[i].idx = the lowest index j of the closest code, d1 its
+     * distance, d2 the smallest distance to any other code (0xFFFF if n < 2; idx UINT32_MAX and d1
+     * 0xFFFF if n == 0). */
+    void (*hamming256_top2)(const uint8_t *queries, size_t nq, const uint8_t *codes, size_t n, ps_top2 *out);
 } ps_kernels;
 
 /* The kernel set in use: chosen once from the CPU (and PROVSCAN_SIMD), cached. */

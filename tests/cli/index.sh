@@ -128,21 +128,28 @@ mkdir -p "$W/big"
 "$T" patterns "$W/big" 100 339 480 360 jpg || fail "imgtool patterns"
 I2=$W/idx2
 "$P" index create "$I2" 2>/dev/null
-"$P" index add --quiet --jobs 1 "$I2" "$W/big" &
+# The writer takes the lock, then reads its file list from a pipe this script holds open.
+mkfifo "$W/feed"
+"$P" index add --quiet --jobs 1 --files-from - "$I2" <"$W/feed" &
 writer=$!
-sleep 0.5
+exec 3>"$W/feed"
+for _ in $(seq 1 100); do flock -n "$I2/writer.lock" true 2>/dev/null || break; sleep 0.05; done
 run second_writer 2 "$P" index add "$I2" "$W/corpus"
 expect_in second_writer err "another provscan process is writing"
+run reader_idle_writer 0 "$P" scan "$I2" "$W/q/unrelated.png"
+find "$W/big" -name '*.jpg' | sort >&3
+exec 3>&-
 reads=0
-while kill -0 $writer 2>/dev/null && [ $reads -lt 20 ]; do
+while kill -0 $writer 2>/dev/null; do
     "$P" scan "$I2" "$W/q/unrelated.png" >/dev/null 2>"$W/reader.err"
     rc=$?
     [ $rc -le 1 ] || { fail "reader during writer: exit $rc: $(cat "$W/reader.err")"; break; }
     reads=$((reads + 1))
 done
 wait $writer || fail "writer failed"
-tests=$((tests + 1))
-[ "$(works "$I2")" = 240 ] || fail "writer: expected 240 works"
+tests=$((tests + 2))
+[ "$reads" -gt 0 ] || fail "no read ran while the writer was writing"
+[ "$(works "$I2")" = 240 ] || fail "writer: expected 240 works, got $(works "$I2")"
 
 # --- kill -9 during add: the index still opens and verifies; a rerun completes ---
 I3=$W/idx3
@@ -163,23 +170,31 @@ run verify_rest 0 "$P" index verify "$I3"
 ls "$I3" | grep -q '\.tmp$' && fail "a temporary file survived the rerun"
 
 # --- batch: error records, kill -9 and --resume lose and duplicate nothing ---
-find "$W/big" -name '*.jpg' | sort >"$W/list.txt"
+# 960 distinct query paths (four hard-linked copies of the 240 pictures), so the job spans passes.
+for c in 2 3 4; do mkdir -p "$W/big$c"; ln "$W"/big/*.jpg "$W/big$c/"; done
+find "$W/big" "$W/big2" "$W/big3" "$W/big4" -name '*.jpg' | sort >"$W/list.txt"
 echo "$W/q/nope.jpg" >>"$W/list.txt"
 total=$(wc -l <"$W/list.txt")
-run batch_exists_guard 0 true
 : >"$W/exists.jsonl"
 run batch_exists 2 "$P" batch "$I2" --input "$W/list.txt" --output "$W/exists.jsonl"
 expect_in batch_exists err "already exists"
 "$P" batch --jobs 1 --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl" &
 pid=$!
-sleep 1.2
+# kill -9 as soon as the first pass is on disk, mid-job
+for _ in $(seq 1 600); do [ -s "$W/out.jsonl" ] && break; sleep 0.02; done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
+done_before=$(wc -l <"$W/out.jsonl")
+tests=$((tests + 1))
+{ [ "$done_before" -gt 0 ] && [ "$done_before" -lt "$total" ]; } || fail "batch kill: $done_before of $total records before the kill"
 printf '{"schema":"provscan-scan/1","query":"torn' >>"$W/out.jsonl"  # a line cut by the kill
 run batch_resume 1 "$P" batch --resume --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl"
 cp "$W/out.jsonl" "$W/batch_resume.out"
 pyjson batch_resume "len(objs) == $total and len({o['query'] for o in objs}) == $total"
 pyjson batch_resume 'sum(1 for o in objs if not o["ok"]) == 1 and all(o["verdict"] == "match" for o in objs if o["ok"])'
+run batch_resume_done 1 "$P" batch --resume --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl"
+tests=$((tests + 1))
+[ "$(wc -l <"$W/out.jsonl")" = "$total" ] || fail "a second resume added records"
 run batch_dir 1 "$P" batch --quiet "$I" --input "$W/q" --output "$W/dir.jsonl"
 cp "$W/dir.jsonl" "$W/batch_dir.out"
 pyjson batch_dir 'len(objs) == 4 and sorted(o["verdict"] for o in objs) == ["match", "match", "match", "none"]'
