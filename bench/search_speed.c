@@ -28,7 +28,7 @@
  * read-only, as the corpus index maps its segments (page-cache pages); file-huge: the same, then
  * MADV_HUGEPAGE + MADV_COLLAPSE on the mappings (read-only file huge pages, Linux 6.1+).
  * Kernel mode: search_speed --kernels — ns per (code, query vector) of the radius kernel in every kernel
- * set, on an L2-resident block, with 1, 8 and 32 vectors per call.
+ * set, on an L2-resident block, with 1, 8, 32 and 128 vectors per call.
  *
  * --blob-cache FILE (development): load the MIH tables from FILE when it has the right size, else build
  * them and save them there.
@@ -905,31 +905,31 @@ static int suite_mode(const opts *o)
 /* ---- kernel mode ------------------------------------------------------------------------------ */
 
 /* --kernels: nanoseconds per (code, query vector) of hamming256_radius in every kernel set, on a block of
- * 4096 random codes (L2-resident) at radius 31, for 1, 8 and 32 vectors per call; best of 7 timings of
+ * 4096 random codes (L2-resident) at radius 31, for 1, 8, 32 and 128 vectors per call; best of 7 timings of
  * ~0.2 s of calling-thread CPU time each. */
 static int kernel_mode(void)
 {
     static const char *const sets[] = {"scalar", "avx2", "avx512"};
-    static const size_t nqs[] = {1, 8, 32};
+    static const size_t nqs[] = {1, 8, 32, 128};
     enum { N = 4096, CAP = 4096 };
-    uint8_t *codes = malloc(32 * N), *q = malloc(32 * 32);
+    uint8_t *codes = malloc(32 * N), *q = malloc(32 * 128);
     ps_hpair *out = malloc(CAP * sizeof *out);
     uint64_t x = 88172645463325252ull;
     for (size_t i = 0; i < 32 * N; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         codes[i] = (uint8_t)x;
     }
-    for (size_t i = 0; i < 32 * 32; i++) {
+    for (size_t i = 0; i < 32 * 128; i++) {
         x ^= x << 13, x ^= x >> 7, x ^= x << 17;
         q[i] = (uint8_t)x;
     }
-    printf("| kernel set | 1 vector | 8 vectors | 32 vectors |\n|---|---:|---:|---:|\n");
+    printf("| kernel set | 1 vector | 8 vectors | 32 vectors | 128 vectors |\n|---|---:|---:|---:|---:|\n");
     for (int si = 0; si < 3; si++) {
         const ps_kernels *k = ps_kernels_by_name(sets[si]);
         if (!k)
             continue;
         printf("| %s |", sets[si]);
-        for (int qi = 0; qi < 3; qi++) {
+        for (int qi = 0; qi < 4; qi++) {
             double best = 1e9;
             for (int r = 0; r < 7; r++) {
                 double t0 = cpu_s(CLOCK_THREAD_CPUTIME_ID), t;

@@ -167,6 +167,10 @@ typedef struct provscan_fingerprint {
 #define PROVSCAN_PDQ_POSSIBLE_DISTANCE 47
 #define PROVSCAN_PDQ_MIN_QUALITY 50
 
+/* Verdict thresholds on the calibrated probability of a copy (docs/scoring.md). */
+#define PROVSCAN_MATCH_PROBABILITY 0.5
+#define PROVSCAN_POSSIBLE_PROBABILITY 0.1
+
 /* The load options a hash mode uses. */
 PROVSCAN_API void provscan_load_options_for_mode(provscan_hash_mode mode, provscan_load_options *opts);
 
@@ -207,16 +211,29 @@ typedef struct provscan_provenance {
 /* 1 when the provenance claims generative-AI origin (an AI DigitalSourceType or generator chunks). */
 PROVSCAN_API int provscan_provenance_declares_ai(const provscan_provenance *p);
 
-/* Everything provscan derives from one query file, read once: image facts, fingerprint, provenance. */
+/* A query's local features (keypoints and binary descriptors, docs/features.md); opaque. */
+typedef struct provscan_local provscan_local;
+
+/* Everything provscan derives from one query file, read once: image facts, fingerprint, local
+ * features, provenance. Release with provscan_analysis_free. */
 typedef struct provscan_analysis {
     provscan_image_info info;
     provscan_fingerprint fp;
     provscan_provenance provenance;
+    provscan_local *local; /* NULL when not asked for, or when the image has no usable features */
 } provscan_analysis;
 
-/* Reads path once, scans its metadata, decodes it in fast mode and fingerprints it. */
-PROVSCAN_API provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, provscan_analysis *out,
-                                                   provscan_error *err);
+/* Reads path once, scans its metadata, decodes it in fast mode, fingerprints it and, when
+ * want_local is set, extracts its local features. */
+PROVSCAN_API provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int want_local,
+                                                   provscan_analysis *out, provscan_error *err);
+PROVSCAN_API void provscan_analysis_free(provscan_analysis *a);
+
+/* Writes the evidence picture for a query and a work (both files): the two side by side, the
+ * matched regions outlined and the matching keypoints joined. PROVSCAN_E_NOT_IMAGE... as the loader;
+ * when no local match is verified the picture shows both images without outlines. */
+PROVSCAN_API provscan_status provscan_evidence_write(const char *query_path, const char *work_path,
+                                                     const char *png_path, provscan_error *err);
 
 /* ---------------------------------------------------------------------------------------------
  * Corpus index: a directory holding a SQLite catalog of works (path, content SHA-256, attribution,
@@ -293,20 +310,35 @@ typedef void (*provscan_problem_fn)(const char *problem, void *user);
 PROVSCAN_API provscan_status provscan_index_verify(provscan_index *idx, provscan_problem_fn problem, void *user,
                                                    uint64_t *problems, provscan_error *err);
 
+typedef enum provscan_kind {
+    PROVSCAN_KIND_NEAR_DUPLICATE = 0, /* the query is the work as a whole, edited */
+    PROVSCAN_KIND_PARTIAL             /* the query reuses part of the work, or holds it as a part */
+} provscan_kind;
+
 typedef struct provscan_match {
     int64_t work_id;
     char *path;
     char sha256[65];
     char *title, *author, *license, *source_url, *note; /* attribution; NULL when unknown */
     int width, height, quality;
+    double probability;          /* calibrated probability that the query copies this work (docs/scoring.md) */
+    provscan_kind kind;
     int distance;                /* PDQ Hamming distance to the closest dihedral variant of the query */
     provscan_dihedral transform; /* the query is the work transformed by this */
+    int inliers, matches;        /* local features: geometrically verified and tentative matches */
+    int mirrored;                /* the local match holds with the query mirrored */
+    float work_coverage;         /* fraction of the work's area inside the matched region */
+    float query_coverage;        /* fraction of the query's area inside the matched region */
+    float query_region[8];       /* matched region, a quadrilateral (x0,y0,...,x3,y3) in query pixels */
+    float work_region[8];        /* the same region in work pixels (full resolution, upright) */
 } provscan_match;
 
 typedef struct provscan_search_options {
-    int top_k;        /* matches kept per query */
-    int max_distance; /* PDQ distance beyond which a work is not reported */
-    int jobs;         /* worker threads; 0: all cores */
+    int top_k;              /* matches kept per query */
+    int max_distance;       /* PDQ distance within which works are listed by the global stage */
+    int jobs;               /* worker threads; 0: all cores */
+    int local;              /* 1: run the local-feature stage too (queries need local features) */
+    double min_probability; /* locally found works below this probability are not listed */
 } provscan_search_options;
 
 typedef struct provscan_results {
@@ -315,12 +347,22 @@ typedef struct provscan_results {
     provscan_match **match; /* match[q][0 .. count[q]-1], best first */
 } provscan_results;
 
-/* Searches the index with the fingerprints of nq queries (all 8 variants of each are used).
- * Matches are ordered by distance, then by path, so results of shards merge exactly. */
-PROVSCAN_API provscan_status provscan_index_search(provscan_index *idx, const provscan_fingerprint *queries,
+/* Searches the index for nq analysed queries: the global stage (PDQ over all 8 rotations and
+ * mirrors of each query) and, with opts->local, the local stage (visual-word retrieval, then
+ * geometric verification of local features). Matches are ordered by probability, then PDQ
+ * distance, then path: an order that does not depend on how works are spread over shards, so the
+ * results of shards merge into those of one index. */
+PROVSCAN_API provscan_status provscan_index_search(provscan_index *idx, const provscan_analysis *queries,
                                                    size_t nq, const provscan_search_options *opts,
                                                    provscan_results *out, provscan_error *err);
-/* Merges the results of the same queries against several shards into the top_k of their union. */
+/* The same over several indexes (shards of one corpus) searched as one: candidates of the local
+ * stage are chosen across all of them, so the results are those of one index holding every work. */
+PROVSCAN_API provscan_status provscan_index_search_shards(provscan_index *const *shards, size_t nshards,
+                                                          const provscan_analysis *queries, size_t nq,
+                                                          const provscan_search_options *opts,
+                                                          provscan_results *out, provscan_error *err);
+/* Merges the results of the same queries against several shards searched separately into the
+ * top_k of their union (exact for the global stage; see docs/index-format.md for the local stage). */
 PROVSCAN_API provscan_status provscan_results_merge(provscan_results *into, provscan_results *from, int top_k);
 PROVSCAN_API void provscan_results_free(provscan_results *r);
 

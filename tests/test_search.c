@@ -393,9 +393,13 @@ static void test_mih_planted(void **state)
             at += 27; /* spread over the corpus */
         }
     static const int radii[] = {0, 1, 4, 10, 11, 12, 21, 22, 29, 30, 31, 32, 33};
-    /* Three threads for one query's 8 variants: uneven variant groups. */
+    /* Every radius 0..40 (each split r = m*r' + a of the pigeonhole bound), three threads for one
+     * query's 8 variants (uneven variant groups). */
+    int every[41];
+    for (int r = 0; r <= 40; r++)
+        every[r] = r;
     mih_threads = 3;
-    check_mih(codes, n, q, nq, 8, 11, 23 - 10, radii, sizeof radii / sizeof radii[0], "planted");
+    check_mih(codes, n, q, nq, 8, 11, 23 - 10, every, 41, "planted");
     int m, b;
     assert_true(ps_mih_choose(10000000, 31, &m, &b));
     mih_threads = 2;
@@ -672,7 +676,7 @@ static void test_parallel_teams(void **state)
 {
     (void)state;
     uint64_t seed = 606;
-    size_t n = 40000, nq = 8;
+    size_t n = 40000, nq = 32; /* 10^7 pairs, ~1 ms of MIH: both engines above their team thresholds */
     uint8_t *q = random_codes(nq * 8, &seed);
     uint8_t *codes = random_codes(n, &seed);
     for (size_t i = 0; i < n; i += 7)

@@ -771,6 +771,57 @@ static void group_of(cand_t *c)
     c->group = xstrdup(buf);
 }
 
+/* The name a work's variants share: the file name without digits and without tokens that name a
+ * variant (bw, alt, simple, male, ...), in its package. Variants of one drawing or frames of one
+ * sprite (cone2/cone3, pear_simple/pear_simple_bw, void-sprite-adult-00/-10) are the same work for
+ * copy detection, so none of them may serve as a negative for another. */
+static void variant_key(const cand_t *c, char *out, size_t n)
+{
+    static const char *const variant_tokens[] = {
+        "bw", "alt", "simple", "color", "colour", "colored", "coloured", "mono", "outline", "lineart", "black",
+        "white", "small", "big", "large", "sm", "lg", "icon", "thumb", "adult", "child", "male", "female", "left",
+        "right", "top", "bottom", "front", "back", "v", NULL};
+    const char *base = strrchr(c->rel, '/');
+    base = base ? base + 1 : c->rel;
+    const char *ext = strrchr(base, '.');
+    size_t len = ext ? (size_t)(ext - base) : strlen(base), o = (size_t)snprintf(out, n, "%s:", c->pkg);
+    char tok[256];
+    size_t t = 0;
+    for (size_t i = 0; i <= len; i++) {
+        char ch = i < len ? base[i] : 0;
+        if (ch >= 'A' && ch <= 'Z')
+            ch = (char)(ch - 'A' + 'a');
+        if (ch >= 'a' && ch <= 'z') {
+            if (t < sizeof tok - 1)
+                tok[t++] = ch;
+            continue;
+        }
+        if (ch >= '0' && ch <= '9')
+            continue; /* digits number the variants: dropped, the token goes on */
+        tok[t] = 0;
+        int variant = t == 0;
+        for (int k = 0; !variant && variant_tokens[k]; k++)
+            variant = !strcmp(tok, variant_tokens[k]);
+        if (!variant && o + t + 2 < n)
+            o += (size_t)snprintf(out + o, n - o, "%s_", tok);
+        t = 0;
+    }
+}
+
+/* True if c is a variant (by variant_key) of a corpus work. */
+static int variant_of_corpus(const cand_t *c, cand_t **ord, int n_main)
+{
+    char a[512], b[512];
+    variant_key(c, a, sizeof a);
+    for (int j = 0; j < n_main; j++)
+        if (ord[j]->role == ROLE_CORPUS && !strcmp(ord[j]->pkg, c->pkg)) {
+            variant_key(ord[j], b, sizeof b);
+            if (!strcmp(a, b))
+                return 1;
+        }
+    return 0;
+}
+
 static void make_name(cand_t *c)
 {
     const char *r = c->rel;
@@ -939,7 +990,8 @@ static void select_roles(void)
                 for (int i = next[g]; i < n_main; i++) {
                     cand_t *c = ord[i];
                     next[g] = i + 1;
-                    if (gid[i] != g || !c->kept || c->role || !strchr(c->flags, 'h') || c->group[0] == '-')
+                    if (gid[i] != g || !c->kept || c->role || !strchr(c->flags, 'h') || c->group[0] == '-' ||
+                        variant_of_corpus(c, ord, n_main))
                         continue;
                     int best = -1, bestq = -1, too_close = 0;
                     float bs = -2, bsq = -2;
@@ -1004,7 +1056,8 @@ static void select_roles(void)
                 for (int i = pos[r]; i < n_main; i++) {
                     cand_t *c = ord[i];
                     pos[r] = i + 1;
-                    if (!c->kept || c->role || !strchr(c->flags, 'o') || strcmp(c->rule, rules[r]))
+                    if (!c->kept || c->role || !strchr(c->flags, 'o') || strcmp(c->rule, rules[r]) ||
+                        variant_of_corpus(c, ord, n_main))
                         continue;
                     c->role = ROLE_OUTSIDER;
                     c->quick = n_outq < out_quick;

@@ -56,6 +56,11 @@ tuxpaint-data tuxpaint-stamps-default"
 # quotas: corpus works taken from this rule (quick is a prefix of full).
 # flags: h = may be a hard negative, o = may be an outsider, d = distractor-only rule (full mode), - = none.
 # Several files of one work (sizes, aspect ratios, logo variants) are narrowed to one by the include ERE.
+# Files that share real content with another package's work are excluded, so that no outsider or hard
+# negative is in fact a copy of a corpus work: mate-screensaver's cosmos "whirlpool" is the same M51
+# photograph as tuxmath's background 7; openclipart's "water_fight_ganson" reuses another drawing of
+# the set; dlib's "johns" and video frames are different frames of the same footage (same background),
+# so they are kept out of the hard negatives.
 # group: how "similar subject" is decided for hard negatives: pkg | dir | stem (dir + alphabetic
 #        file-name prefix, e.g. canyon3.jpg -> canyon) | none.
 # The EREs match the path inside the package (no leading slash).
@@ -67,11 +72,11 @@ krank       krank                       photo   4  22 ho ^usr/share/games/krank/
 kphotoalbum kphotoalbum                 photo   4  22 ho ^usr/share/kphotoalbum/demo/[^/]+\.jpg$ - pkg
 scratch     scratch                     photo   4  35 ho ^usr/share/scratch/Media/Backgrounds/.+\.(jpg|png|gif)$ - dir
 dlib-faces  libdlib19.1                 photo   2  12 ho ^usr/share/doc/libdlib19.1/examples/faces/[^/]+\.jpg$ - dir
-dlib-johns  libdlib19.1                 photo   3   5 h  ^usr/share/doc/libdlib19.1/examples/johns/.+\.jpg$ - dir
-dlib-video  libdlib19.1                 photo   1   1 h  ^usr/share/doc/libdlib19.1/examples/video_frames/frame_000(100|160|220)\.jpg$ - dir
+dlib-johns  libdlib19.1                 photo   3   5 -  ^usr/share/doc/libdlib19.1/examples/johns/.+\.jpg$ - dir
+dlib-video  libdlib19.1                 photo   1   1 -  ^usr/share/doc/libdlib19.1/examples/video_frames/frame_000(100|160|220)\.jpg$ - dir
 labelme     labelme-examples            photo   2   6 ho /data_annotated/[^/]+\.jpg$ - pkg
 tuxmath     tuxmath-data                photo   2   6 ho ^usr/share/tuxmath/images/backgrounds/[^/]+\.jpg$ - pkg
-cosmos      mate-screensaver-common     photo   2   6 ho ^usr/share/backgrounds/cosmos/[^/]+\.jpg$ - pkg
+cosmos      mate-screensaver-common     photo   2   6 ho ^usr/share/backgrounds/cosmos/[^/]+\.jpg$ whirlpool pkg
 lifeograph  lifeograph                  photo   2   6 ho ^usr/share/net\.sourceforge\.Lifeograph/backgrounds/[^/]+\.jpg$ - pkg
 lxqt-photo  lxqt-themes                 photo   2   8 ho ^usr/share/lxqt/wallpapers/((Valendas|appleflower|beam|butterfly|cloud|drop|flowers)\.png|[^/]+\.jpg)$ waves-purple-logo pkg
 lxqt-art    lxqt-themes                 art     1   4 o  ^usr/share/lxqt/wallpapers/(kde-plasma|lxqt-origami-green|plasma_arch|simple_blue_widescreen|triangles|waves-logo)\.png$ - pkg
@@ -80,7 +85,7 @@ edu-space   debian-edu-artwork-spacefun art     1   1 -  /wallpaper/contents/ima
 edu-emerald debian-edu-artwork-emerald  art     1   1 -  /wallpaper/contents/images/1920x1080\.svg$ - none
 edu-waves   debian-edu-artwork-softwaves art    1   1 -  /wallpaper/contents/images/1920x1080\.svg$ - none
 pysiogame   pysiogame                   art    30 300 ho ^usr/share/games/pysiogame/res/images/art4apps/.+\.jpg$ - dir
-openclipart openclipart-png             art    90 800 ho ^usr/share/openclipart/png/(people|recreation|animals|food|transportation|plants|buildings|unsorted|geography|decorations|education|office|tools|science|electronics|containers|special)/.+\.png$ - dir
+openclipart openclipart-png             art    90 800 ho ^usr/share/openclipart/png/(people|recreation|animals|food|transportation|plants|buildings|unsorted|geography|decorations|education|office|tools|science|electronics|containers|special)/.+\.png$ water_fight_ganson dir
 propaganda  propaganda-debian           art     3  16 ho ^usr/share/wallpapers/[^/]+\.(JPG|jpg)$ - pkg
 kodi        kodi-data                   art     2  10 o  ^usr/share/kodi/(media/splash\.jpg|addons/skin\.[a-z]+/(extras/backgrounds|resources)/[^/]+\.jpg)$ screenshot pkg
 mahjongg    kdegames-mahjongg-data-kf5  art     1   4 o  ^usr/share/kmahjongglib/backgrounds/[^/]+\.svgz$ - pkg

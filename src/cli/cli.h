@@ -45,6 +45,7 @@ json_t *cli_json_error(const provscan_error *err);
 /* Parses a positive integer option value; returns 0 on success. */
 int cli_parse_int(const char *s, long min, long max, long *out);
 int cli_parse_u64(const char *s, unsigned long long *out);
+int cli_parse_double(const char *s, double min, double max, double *out);
 /* Parses --mode: "fast" or "compatible". */
 int cli_parse_mode(const char *s, provscan_hash_mode *mode);
 /* Default worker count: every core the process may use. */

@@ -2,6 +2,7 @@
 #include "cli/cli.h"
 #include "cli/progress.h"
 #include "cli/report.h"
+#include "cli/scan_common.h"
 #include "cli/searcher.h"
 #include "common/util.h"
 #include "index/walk.h"
@@ -17,8 +18,6 @@
  * serves them all), then written. Memory per pass is bounded whatever the input size. */
 #define BATCH_CHUNK 256
 
-int scan_common_option(int c, const char *cmd, scan_policy *p, const char **shards, int *nshards, long *jobs,
-                       unsigned long long *max_pixels);
 
 static void usage(FILE *f)
 {
@@ -32,19 +31,12 @@ static void usage(FILE *f)
             "  -o, --output FILE       where the JSON Lines go\n"
             "  -r, --resume            continue a job: skip queries already in FILE (a torn last line is cut)\n"
             "      --overwrite         replace FILE if it exists (otherwise an existing FILE is an error)\n"
-            "  -k, --top K             matches per query (default 5)\n"
-            "  -t, --threshold T       PDQ distance counted as a match (default %d)\n"
-            "  -p, --possible P        PDQ distance still reported as a possible copy (default %d)\n"
-            "  -D, --max-distance D    farthest candidate listed (default: P; beyond P the verdict is none)\n"
-            "  -s, --shard DIR         also search this index (repeatable)\n"
-            "  -J, --jobs N            threads (default: all cores)\n"
-            "      --max-pixels N      refuse larger images before decoding (default %llu)\n"
+            SCAN_COMMON_HELP
             "  -q, --quiet             no progress bar and no summary\n\n"
             "Exit status: 0 nothing flagged; 1 a match or possible copy was found (in the whole job, when\n"
             "resumed); 2 the job could not run\n"
             "(index, input or output unusable). Unreadable query images are error records, not failures.\n",
-            SCAN_SCHEMA, PROVSCAN_PDQ_MATCH_DISTANCE, PROVSCAN_PDQ_POSSIBLE_DISTANCE,
-            (unsigned long long)PROVSCAN_DEFAULT_MAX_PIXELS);
+            SCAN_SCHEMA);
 }
 
 typedef struct input {
@@ -178,23 +170,17 @@ static int load_done(const char *out_path, ps_u64set *done, uint64_t *records, i
 int cmd_batch(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"input", required_argument, NULL, 'i'},     {"output", required_argument, NULL, 'o'},
-        {"resume", no_argument, NULL, 'r'},          {"overwrite", no_argument, NULL, 'O'},
-        {"top", required_argument, NULL, 'k'},       {"threshold", required_argument, NULL, 't'},
-        {"max-distance", required_argument, NULL, 'D'}, {"possible", required_argument, NULL, 'p'}, {"shard", required_argument, NULL, 's'},
-        {"jobs", required_argument, NULL, 'J'},      {"max-pixels", required_argument, NULL, 'P'},
-        {"quiet", no_argument, NULL, 'q'},           {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"input", required_argument, NULL, 'i'}, {"output", required_argument, NULL, 'o'},
+        {"resume", no_argument, NULL, 'r'},      {"overwrite", no_argument, NULL, 'O'},
+        SCAN_COMMON_LONGOPTS,                    {"quiet", no_argument, NULL, 'q'},
+        {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
-    scan_policy policy;
-    scan_policy_default(&policy);
-    const char *shards[SEARCHER_MAX_SHARDS];
-    int nshards = 1, resume = 0, overwrite = 0, quiet = 0, c;
+    scan_options o;
+    scan_options_default(&o);
+    int resume = 0, overwrite = 0, quiet = 0, c;
     const char *src = NULL, *out_path = NULL;
-    long jobs = cli_default_jobs();
-    unsigned long long max_pixels = PROVSCAN_DEFAULT_MAX_PIXELS;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "i:o:rk:t:p:D:s:J:qh", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "i:o:r" SCAN_COMMON_SHORT "qh", longopts, NULL)) != -1) {
         switch (c) {
         case 'i': src = optarg; continue;
         case 'o': out_path = optarg; continue;
@@ -204,7 +190,7 @@ int cmd_batch(int argc, char **argv)
         case 'h': usage(stdout); return EXIT_OK;
         default: break;
         }
-        int r = scan_common_option(c, "batch", &policy, shards, &nshards, &jobs, &max_pixels);
+        int r = scan_common_option(c, "batch", &o);
         if (r < 0)
             return EXIT_USAGE;
         if (r == 0)
@@ -216,10 +202,8 @@ int cmd_batch(int argc, char **argv)
         return cli_usage_error("batch", "needs --input and --output");
     if (resume && overwrite)
         return cli_usage_error("batch", "--resume and --overwrite contradict each other");
-    if (policy.possible_distance < policy.match_distance)
-        policy.possible_distance = policy.match_distance;
-    if (policy.list_distance < policy.possible_distance)
-        policy.list_distance = policy.possible_distance;
+    if (scan_options_check(&o, "batch") != 0)
+        return EXIT_USAGE;
 
     ps_u64set done = {0};
     uint64_t resumed = 0;
@@ -230,9 +214,9 @@ int cmd_batch(int argc, char **argv)
     }
     if (resume && load_done(out_path, &done, &resumed, &flagged_before) != 0)
         return EXIT_USAGE;
-    shards[0] = argv[optind];
+    o.shards[0] = argv[optind];
     searcher s;
-    if (searcher_open(&s, shards, nshards) != 0)
+    if (searcher_open(&s, o.shards, o.nshards) != 0)
         return EXIT_USAGE;
     input in;
     if (input_open(&in, src) != 0) {
@@ -248,12 +232,12 @@ int cmd_batch(int argc, char **argv)
     }
 
     char **paths = calloc(BATCH_CHUNK, sizeof *paths);
-    provscan_analysis *an = malloc(BATCH_CHUNK * sizeof *an);
-    provscan_error *errs = malloc(BATCH_CHUNK * sizeof *errs);
-    provscan_status *sts = malloc(BATCH_CHUNK * sizeof *sts);
-    provscan_fingerprint *fps = malloc(BATCH_CHUNK * sizeof *fps);
+    provscan_analysis *an = calloc(BATCH_CHUNK, sizeof *an);
+    provscan_analysis *ok = calloc(BATCH_CHUNK, sizeof *ok);
+    provscan_error *errs = calloc(BATCH_CHUNK, sizeof *errs);
+    provscan_status *sts = calloc(BATCH_CHUNK, sizeof *sts);
     int fatal = 0;
-    if (!paths || !an || !errs || !sts || !fps) {
+    if (!paths || !an || !ok || !errs || !sts) {
         cli_error("out of memory");
         fatal = 1;
     }
@@ -272,16 +256,17 @@ int cmd_batch(int argc, char **argv)
         }
         if (n == 0)
             break;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+#pragma omp parallel for schedule(dynamic, 1) num_threads(o.jobs)
         for (int i = 0; i < n; i++)
-            sts[i] = paths[i] ? provscan_analyze_file(paths[i], max_pixels, &an[i], &errs[i]) : PROVSCAN_E_NOMEM;
+            sts[i] = paths[i] ? provscan_analyze_file(paths[i], o.max_pixels, o.policy.local, &an[i], &errs[i])
+                              : PROVSCAN_E_NOMEM;
         size_t nq = 0;
         for (int i = 0; i < n; i++)
             if (sts[i] == PROVSCAN_OK)
-                fps[nq++] = an[i].fp;
+                ok[nq++] = an[i];
         provscan_results res = {0};
         provscan_error serr;
-        if (nq && searcher_search(&s, fps, nq, &policy, (int)jobs, &res, &serr) != PROVSCAN_OK) {
+        if (nq && searcher_search(&s, ok, nq, &o.policy, o.jobs, &res, &serr) != PROVSCAN_OK) {
             cli_progress_finish(&bar);
             cli_error("%s", serr.message);
             fatal = 1;
@@ -291,13 +276,17 @@ int cmd_batch(int argc, char **argv)
             verdict v = VERDICT_NONE;
             json_t *rec;
             if (sts[i] == PROVSCAN_OK) {
-                rec = report_json(paths[i], &an[i], NULL, res.match[q], res.count[q], &policy, &v);
+                const provscan_match *m = res.match[q];
+                char *picture = res.count[q] ? scan_evidence(&o, paths[i], &m[0], match_verdict(m[0].probability, &o.policy))
+                                             : NULL;
+                rec = report_json(paths[i], &an[i], NULL, m, res.count[q], &o.policy, picture, &v);
+                free(picture);
                 q++;
                 counts[v]++;
             } else {
                 if (!paths[i])
                     snprintf(errs[i].message, sizeof errs[i].message, "out of memory");
-                rec = report_json(paths[i] ? paths[i] : "", NULL, &errs[i], NULL, 0, &policy, &v);
+                rec = report_json(paths[i] ? paths[i] : "", NULL, &errs[i], NULL, 0, &o.policy, NULL, &v);
                 nerrors++;
             }
             if (cli_json_line(out, rec) != 0) {
@@ -308,6 +297,8 @@ int cmd_batch(int argc, char **argv)
         }
         provscan_results_free(&res);
         for (int i = 0; i < n; i++) {
+            if (sts[i] == PROVSCAN_OK)
+                provscan_analysis_free(&an[i]);
             free(paths[i]);
             paths[i] = NULL;
         }
@@ -332,7 +323,11 @@ int cmd_batch(int argc, char **argv)
     input_close(&in);
     searcher_close(&s);
     ps_u64set_free(&done);
-    free(paths); free(an); free(errs); free(sts); free(fps);
+    free(paths);
+    free(an);
+    free(ok);
+    free(errs);
+    free(sts);
     if (!quiet)
         fprintf(stderr,
                 "provscan: batch: %llu queries (%llu already done): %llu match, %llu possible, %llu none, %llu errors;"

@@ -1,30 +1,27 @@
 /* cmd_merge.c — `provscan merge`: combines batch outputs of shards into what one index would have given. */
 #include "cli/cli.h"
 #include "cli/report.h"
+#include "cli/scan_common.h"
 
 #include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
 
-int scan_common_option(int c, const char *cmd, scan_policy *p, const char **shards, int *nshards, long *jobs,
-                       unsigned long long *max_pixels);
 
 static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: provscan merge [OPTIONS] SHARD1.jsonl SHARD2.jsonl...\n"
             "Merges the outputs of 'batch' (or 'scan --json') run on the shards of a corpus: for each query\n"
-            "the matches of all shards are pooled, ordered by PDQ distance then path, cut to the top K and\n"
-            "given their verdicts again, exactly as one index holding every shard would report them.\n"
+            "the matches of all shards are pooled, ordered by score, PDQ distance and path, cut to the top\n"
+            "K and given their verdicts again, as one index holding every shard would report them.\n"
             "The merged records go to standard output, in the order queries first appear.\n\n"
             "  -k, --top K             matches per query (default 5; use the value the shards ran with)\n"
-            "  -t, --threshold T       PDQ distance counted as a match (default %d)\n"
-            "  -p, --possible P        PDQ distance still reported as a possible copy (default %d)\n"
-            "  -D, --max-distance D    farthest candidate listed (default: P; beyond P the verdict is none)\n"
+            "  -t, --threshold P       calibrated probability counted as a match (default 0.5)\n"
+            "  -p, --possible P        probability still reported as a possible copy (default 0.1)\n"
             "  -h, --help              this help\n\n"
-            "Exit status: 0 nothing flagged; 1 something flagged; 2 an input could not be read.\n",
-            PROVSCAN_PDQ_MATCH_DISTANCE, PROVSCAN_PDQ_POSSIBLE_DISTANCE);
+            "Exit status: 0 nothing flagged; 1 something flagged; 2 an input could not be read.\n");
 }
 
 typedef struct entry {
@@ -35,7 +32,11 @@ typedef struct entry {
 static int cmp_matches(const void *a, const void *b)
 {
     json_t *x = *(json_t *const *)a, *y = *(json_t *const *)b;
-    json_int_t dx = json_integer_value(json_object_get(x, "distance")), dy = json_integer_value(json_object_get(y, "distance"));
+    double sx = json_real_value(json_object_get(x, "score")), sy = json_real_value(json_object_get(y, "score"));
+    if (sx != sy)
+        return sx > sy ? -1 : 1;
+    json_int_t dx = json_integer_value(json_object_get(json_object_get(json_object_get(x, "evidence"), "pdq"), "distance")),
+               dy = json_integer_value(json_object_get(json_object_get(json_object_get(y, "evidence"), "pdq"), "distance"));
     if (dx != dy)
         return dx < dy ? -1 : 1;
     const char *px = json_string_value(json_object_get(json_object_get(x, "work"), "path"));
@@ -48,23 +49,21 @@ int cmd_merge(int argc, char **argv)
     static const struct option longopts[] = {
         {"top", required_argument, NULL, 'k'},
         {"threshold", required_argument, NULL, 't'},
-        {"max-distance", required_argument, NULL, 'D'}, {"possible", required_argument, NULL, 'p'},
+        {"possible", required_argument, NULL, 'p'},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
+    scan_options o;
+    scan_options_default(&o);
     scan_policy policy;
-    scan_policy_default(&policy);
-    const char *unused[1];
-    int nunused = 0, c;
-    long jobs = 0;
-    unsigned long long mp = 0;
+    int c;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "k:t:p:D:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "k:t:p:h", longopts, NULL)) != -1) {
         if (c == 'h') {
             usage(stdout);
             return EXIT_OK;
         }
-        int r = scan_common_option(c, "merge", &policy, unused, &nunused, &jobs, &mp);
+        int r = scan_common_option(c, "merge", &o);
         if (r < 0)
             return EXIT_USAGE;
         if (r == 0)
@@ -72,6 +71,9 @@ int cmd_merge(int argc, char **argv)
     }
     if (argc - optind < 1)
         return cli_usage_error("merge", "needs at least one JSONL file");
+    if (scan_options_check(&o, "merge") != 0)
+        return EXIT_USAGE;
+    policy = o.policy;
 
     entry *v = NULL;
     size_t n = 0, cap = 0;

@@ -151,6 +151,17 @@ int cli_parse_u64(const char *s, unsigned long long *out)
     return 0;
 }
 
+int cli_parse_double(const char *s, double min, double max, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end || !(v >= min && v <= max))
+        return -1;
+    *out = v;
+    return 0;
+}
+
 int cli_parse_mode(const char *s, provscan_hash_mode *mode)
 {
     if (strcmp(s, "fast") == 0)

@@ -6,10 +6,10 @@
 
 void scan_policy_default(scan_policy *p)
 {
-    p->match_distance = PROVSCAN_PDQ_MATCH_DISTANCE;
-    p->possible_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE;
+    p->match_probability = PROVSCAN_MATCH_PROBABILITY;
+    p->possible_probability = PROVSCAN_POSSIBLE_PROBABILITY;
     p->list_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE;
-    p->min_quality = PROVSCAN_PDQ_MIN_QUALITY;
+    p->local = 1;
     p->top_k = 5;
 }
 
@@ -18,22 +18,16 @@ const char *verdict_name(verdict v)
     return v == VERDICT_MATCH ? "match" : v == VERDICT_POSSIBLE ? "possible" : "none";
 }
 
-verdict match_verdict(int distance, int query_quality, int work_quality, const scan_policy *p)
+verdict match_verdict(double probability, const scan_policy *p)
 {
-    if (distance > p->possible_distance)
-        return VERDICT_NONE;
-    if (distance > p->match_distance)
-        return VERDICT_POSSIBLE;
-    /* Flat and tiny images collide: without structure a close hash is no evidence of copying. */
-    if (query_quality < p->min_quality || work_quality < p->min_quality)
-        return VERDICT_POSSIBLE;
-    return VERDICT_MATCH;
+    return probability >= p->match_probability      ? VERDICT_MATCH
+           : probability >= p->possible_probability ? VERDICT_POSSIBLE
+                                                    : VERDICT_NONE;
 }
 
-double pdq_score(int distance)
+const char *kind_name(provscan_kind k)
 {
-    double s = 1.0 - distance / 128.0;
-    return s < 0 ? 0 : s > 1 ? 1 : s;
+    return k == PROVSCAN_KIND_PARTIAL ? "partial" : "near-duplicate";
 }
 
 static json_t *text_or_null(const char *s)
@@ -57,8 +51,45 @@ static json_t *declared_json(const provscan_provenance *p)
                      p->declared_in[0] ? json_string(p->declared_in) : json_null(), "generator_chunks", gen);
 }
 
+/* A quadrilateral as [[x, y], ...], rounded to tenths of a pixel. */
+static json_t *region_json(const float *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < 4; i++)
+        json_array_append_new(a, json_pack("[f, f]", (double)(long)(r[2 * i] * 10 + 0.5) / 10,
+                                           (double)(long)(r[2 * i + 1] * 10 + 0.5) / 10));
+    return a;
+}
+
+static double round3(double v)
+{
+    return (double)(long long)(v * 1000 + (v >= 0 ? 0.5 : -0.5)) / 1000;
+}
+
+static json_t *match_json(const provscan_match *m, int rank, const scan_policy *p)
+{
+    json_t *work = json_pack("{s:I, s:o, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)m->work_id,
+                             "path", cli_json_text(m->path), "sha256", m->sha256, "width", m->width, "height",
+                             m->height, "quality", m->quality, "title", text_or_null(m->title), "author",
+                             text_or_null(m->author), "license", text_or_null(m->license), "source_url",
+                             text_or_null(m->source_url), "note", text_or_null(m->note));
+    json_t *local = m->inliers > 0
+                        ? json_pack("{s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m->inliers, "matches", m->matches,
+                                    "mirrored", m->mirrored, "work_coverage", round3(m->work_coverage),
+                                    "query_coverage", round3(m->query_coverage), "query_region",
+                                    region_json(m->query_region), "work_region", region_json(m->work_region))
+                        : json_null();
+    /* The score keeps its full precision: rounding would tie strong matches at 1.0 and lose the
+     * ranking between them. */
+    return json_pack("{s:i, s:s, s:s, s:f, s:{s:{s:i, s:s}, s:o}, s:o}", "rank", rank, "verdict",
+                     verdict_name(match_verdict(m->probability, p)), "kind", kind_name(m->kind), "score",
+                     m->probability, "evidence", "pdq", "distance", m->distance, "transform",
+                     provscan_dihedral_name(m->transform), "local", local, "work", work);
+}
+
 json_t *report_json(const char *query, const provscan_analysis *a, const provscan_error *err,
-                    const provscan_match *matches, size_t n, const scan_policy *p, verdict *overall)
+                    const provscan_match *matches, size_t n, const scan_policy *p, const char *evidence_picture,
+                    verdict *overall)
 {
     *overall = VERDICT_NONE;
     if (!a)
@@ -68,28 +99,22 @@ json_t *report_json(const char *query, const provscan_analysis *a, const provsca
     provscan_pdq_to_hex(&a->fp.pdq[0], hex);
     json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
-        const provscan_match *m = &matches[i];
-        verdict v = match_verdict(m->distance, a->fp.quality, m->quality, p);
+        verdict v = match_verdict(matches[i].probability, p);
         if (v > *overall)
             *overall = v;
-        json_t *work = json_pack("{s:I, s:o, s:s, s:i, s:i, s:i, s:o, s:o, s:o, s:o, s:o}", "id", (json_int_t)m->work_id,
-                                 "path", cli_json_text(m->path), "sha256", m->sha256, "width", m->width, "height",
-                                 m->height, "quality", m->quality, "title", text_or_null(m->title), "author",
-                                 text_or_null(m->author), "license", text_or_null(m->license), "source_url",
-                                 text_or_null(m->source_url), "note", text_or_null(m->note));
-        json_array_append_new(list, json_pack("{s:i, s:s, s:s, s:i, s:f, s:s, s:o}", "rank", (int)i + 1, "verdict",
-                                              verdict_name(v), "kind", "near-duplicate", "distance", m->distance,
-                                              "score", pdq_score(m->distance), "transform",
-                                              provscan_dihedral_name(m->transform), "work", work));
+        json_array_append_new(list, match_json(&matches[i], (int)i + 1, p));
     }
-    return json_pack("{s:s, s:o, s:b, s:s, s:{s:i, s:i, s:s, s:i, s:b}, s:{s:{s:s, s:i, s:s, s:s, s:i}},"
-                     " s:b, s:o, s:o}",
-                     "schema", SCAN_SCHEMA, "query", cli_json_text(query), "ok", 1, "verdict", verdict_name(*overall),
-                     "image", "width", a->info.source_width, "height", a->info.source_height, "format", a->info.format,
-                     "orientation", a->info.orientation, "orientation_applied", a->info.orientation_applied,
-                     "fingerprint", "pdq", "algorithm", "pdq", "version", PROVSCAN_PDQ_VERSION, "mode", "fast", "hash",
-                     hex, "quality", a->fp.quality, "low_quality", a->fp.quality < p->min_quality, "declared",
-                     declared_json(&a->provenance), "matches", list);
+    json_t *rec = json_pack("{s:s, s:o, s:b, s:s, s:{s:i, s:i, s:s, s:i, s:b}, s:{s:{s:s, s:i, s:s, s:s, s:i}},"
+                            " s:b, s:o, s:o}",
+                            "schema", SCAN_SCHEMA, "query", cli_json_text(query), "ok", 1, "verdict",
+                            verdict_name(*overall), "image", "width", a->info.source_width, "height",
+                            a->info.source_height, "format", a->info.format, "orientation", a->info.orientation,
+                            "orientation_applied", a->info.orientation_applied, "fingerprint", "pdq", "algorithm",
+                            "pdq", "version", PROVSCAN_PDQ_VERSION, "mode", "fast", "hash", hex, "quality",
+                            a->fp.quality, "low_quality", a->fp.quality < PROVSCAN_PDQ_MIN_QUALITY, "declared",
+                            declared_json(&a->provenance), "matches", list);
+    json_object_set_new(rec, "evidence_picture", evidence_picture ? cli_json_text(evidence_picture) : json_null());
+    return rec;
 }
 
 static const char *transform_words(provscan_dihedral t)
@@ -107,11 +132,11 @@ static const char *transform_words(provscan_dihedral t)
 }
 
 void report_text(FILE *f, const char *query, const provscan_analysis *a, const provscan_match *matches, size_t n,
-                 const scan_policy *p, verdict *overall)
+                 const scan_policy *p, const char *evidence_picture, verdict *overall)
 {
     *overall = VERDICT_NONE;
     for (size_t i = 0; i < n; i++) {
-        verdict v = match_verdict(matches[i].distance, a->fp.quality, matches[i].quality, p);
+        verdict v = match_verdict(matches[i].probability, p);
         if (v > *overall)
             *overall = v;
     }
@@ -120,10 +145,16 @@ void report_text(FILE *f, const char *query, const provscan_analysis *a, const p
     fprintf(f, "%s: %s%s%s\n", query, cli_color(f, colours[*overall]), labels[*overall], cli_color_reset(f));
     for (size_t i = 0; i < n; i++) {
         const provscan_match *m = &matches[i];
-        verdict v = match_verdict(m->distance, a->fp.quality, m->quality, p);
+        verdict v = match_verdict(m->probability, p);
         fprintf(f, "  %zu. %-8s %s\n", i + 1, verdict_name(v), m->path);
-        fprintf(f, "     PDQ distance %d/256, score %.2f%s\n", m->distance, pdq_score(m->distance),
-                transform_words(m->transform));
+        if (m->kind == PROVSCAN_KIND_PARTIAL && m->inliers > 0)
+            fprintf(f, "     partial copy: %.0f%% of the work, %d matching features%s; PDQ distance %d; score %.2f\n",
+                    100.0 * m->work_coverage, m->inliers, m->mirrored ? ", mirrored" : "", m->distance, m->probability);
+        else
+            fprintf(f, "     near-duplicate: PDQ distance %d/256%s%s; score %.2f\n", m->distance,
+                    transform_words(m->transform),
+                    m->inliers > 0 ? (m->mirrored ? ", features agree (mirrored)" : ", features agree") : "",
+                    m->probability);
         if (m->title || m->author || m->license || m->source_url)
             fprintf(f, "     \"%s\"%s%s%s%s%s%s\n", m->title ? m->title : "(untitled)", m->author ? " by " : "",
                     m->author ? m->author : "", m->license ? ", " : "", m->license ? m->license : "",
@@ -131,8 +162,10 @@ void report_text(FILE *f, const char *query, const provscan_analysis *a, const p
         if (m->note)
             fprintf(f, "     note: %s\n", m->note);
     }
-    if (a->fp.quality < p->min_quality)
-        fprintf(f, "  (the query has little structure, PDQ quality %d: matches are only 'possible')\n", a->fp.quality);
+    if (evidence_picture)
+        fprintf(f, "  evidence: %s\n", evidence_picture);
+    if (a->fp.quality < PROVSCAN_PDQ_MIN_QUALITY)
+        fprintf(f, "  (the query has little structure, PDQ quality %d: its hash alone proves little)\n", a->fp.quality);
     const provscan_provenance *pv = &a->provenance;
     if (provscan_provenance_declares_ai(pv) || pv->c2pa_manifest) {
         fprintf(f, "  declared in its metadata (a claim, not proof):");
@@ -150,15 +183,11 @@ void report_text(FILE *f, const char *query, const provscan_analysis *a, const p
 verdict report_reverdict(json_t *record, const scan_policy *p)
 {
     verdict overall = VERDICT_NONE;
-    json_t *fp = json_object_get(json_object_get(record, "fingerprint"), "pdq");
-    int query_quality = (int)json_integer_value(json_object_get(fp, "quality"));
     json_t *matches = json_object_get(record, "matches");
     size_t i;
     json_t *m;
     json_array_foreach(matches, i, m) {
-        int d = (int)json_integer_value(json_object_get(m, "distance"));
-        int wq = (int)json_integer_value(json_object_get(json_object_get(m, "work"), "quality"));
-        verdict v = match_verdict(d, query_quality, wq, p);
+        verdict v = match_verdict(json_real_value(json_object_get(m, "score")), p);
         if (v > overall)
             overall = v;
         json_object_set_new(m, "rank", json_integer((json_int_t)i + 1));

@@ -34,19 +34,15 @@ void searcher_close(searcher *s)
     s->n = 0;
 }
 
-provscan_status searcher_search(searcher *s, const provscan_fingerprint *fps, size_t nq, const scan_policy *policy,
+provscan_status searcher_search(searcher *s, const provscan_analysis *queries, size_t nq, const scan_policy *policy,
                                 int jobs, provscan_results *out, provscan_error *err)
 {
-    provscan_search_options opts = {.top_k = policy->top_k, .max_distance = policy->list_distance, .jobs = jobs};
-    provscan_status st = provscan_index_search(s->shard[0], fps, nq, &opts, out, err);
-    for (int i = 1; i < s->n && st == PROVSCAN_OK; i++) {
-        provscan_results more;
-        st = provscan_index_search(s->shard[i], fps, nq, &opts, &more, err);
-        if (st == PROVSCAN_OK) {
-            st = provscan_results_merge(out, &more, policy->top_k);
-            provscan_results_free(&more);
-        }
-    }
+    provscan_search_options opts = {.top_k = policy->top_k,
+                                    .max_distance = policy->list_distance,
+                                    .jobs = jobs,
+                                    .local = policy->local,
+                                    .min_probability = policy->possible_probability / 4};
+    provscan_status st = provscan_index_search_shards(s->shard, (size_t)s->n, queries, nq, &opts, out, err);
     if (st != PROVSCAN_OK)
         provscan_results_free(out);
     return st;

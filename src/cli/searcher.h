@@ -16,7 +16,7 @@ typedef struct searcher {
 int searcher_open(searcher *s, const char *const *dirs, int n);
 void searcher_close(searcher *s);
 /* Searches every shard and merges: the same top-K as one index holding all their works. */
-provscan_status searcher_search(searcher *s, const provscan_fingerprint *fps, size_t nq, const scan_policy *policy,
+provscan_status searcher_search(searcher *s, const provscan_analysis *queries, size_t nq, const scan_policy *policy,
                                 int jobs, provscan_results *out, provscan_error *err);
 
 #endif

@@ -4,6 +4,7 @@
 #include "cpu/kernels.h"
 #include "decode/decode.h"
 #include "decode/metadata.h"
+#include "index/local.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -137,7 +138,7 @@ int provscan_provenance_declares_ai(const provscan_provenance *p)
     return ai_term || p->generator_parameters || p->generator_prompt || p->generator_workflow;
 }
 
-provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, provscan_analysis *out,
+provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int want_local, provscan_analysis *out,
                                       provscan_error *err)
 {
     ps_error_clear(err);
@@ -166,11 +167,23 @@ provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, pro
     if (st != PROVSCAN_OK)
         return st;
     st = provscan_fingerprint_image(img, &out->fp);
+    if (st == PROVSCAN_OK && want_local)
+        st = ps_local_from_image(img, out->info.source_width, out->info.source_height, &out->local);
     int w = provscan_image_width(img), h = provscan_image_height(img);
     provscan_image_free(img);
     if (st == PROVSCAN_E_TOO_SMALL)
         return ps_fail(err, st, "%s: image of %dx%d pixels is too small to fingerprint (5x5 at least)", path, w, h);
-    if (st != PROVSCAN_OK)
-        return ps_fail(err, st, "%s: fingerprint failed: %s", path, provscan_error_name(st));
+    if (st != PROVSCAN_OK) {
+        provscan_analysis_free(out);
+        return ps_fail(err, st, "%s: analysis failed: %s", path, provscan_error_name(st));
+    }
     return PROVSCAN_OK;
+}
+
+void provscan_analysis_free(provscan_analysis *a)
+{
+    if (a) {
+        ps_local_free(a->local);
+        a->local = NULL;
+    }
 }

@@ -187,7 +187,19 @@ typedef struct add_item {
     uint8_t sha256[32];
     provscan_fingerprint fp;
     provscan_image_info info;
+    uint8_t *feat;        /* serialised local features (NULL if none) */
+    size_t feat_size;
+    uint32_t *words;      /* distinct visual words */
+    int nwords, ndesc;
 } add_item;
+
+static void item_free(add_item *it)
+{
+    free(it->feat);
+    free(it->words);
+    it->feat = NULL;
+    it->words = NULL;
+}
 
 static void fingerprint_item(add_item *it, uint64_t max_pixels)
 {
@@ -211,6 +223,25 @@ static void fingerprint_item(add_item *it, uint64_t max_pixels)
     if (it->status != PROVSCAN_OK)
         return;
     it->status = provscan_fingerprint_image(img, &it->fp);
+    if (it->status == PROVSCAN_OK) {
+        /* Local features from the same decoded pixels; an image too flat for any gives none. */
+        ps_features f;
+        if (ps_features_extract(img, NULL, NULL, &f) == PROVSCAN_OK) {
+            it->ndesc = f.n;
+            if (f.n > 0) {
+                it->feat_size = ps_features_serialized_size(&f);
+                it->feat = malloc(it->feat_size);
+                it->nwords = ps_words_of(f.desc, f.n, &it->words);
+                if (!it->feat || it->nwords < 0) {
+                    item_free(it);
+                    it->status = ps_fail(&it->err, PROVSCAN_E_NOMEM, "%s: out of memory", it->file->path);
+                } else {
+                    ps_features_serialize(&f, it->feat);
+                }
+            }
+            ps_features_free(&f);
+        }
+    }
     if (it->status == PROVSCAN_E_TOO_SMALL)
         ps_fail(&it->err, it->status, "%s: image of %dx%d pixels is too small to fingerprint", it->file->path,
                 provscan_image_width(img), provscan_image_height(img));
@@ -275,13 +306,7 @@ static int path_gone(const char *path)
 static provscan_status commit_batch(provscan_index *idx, statements *q, add_item *items, size_t n,
                                     const attribution_map *map, provscan_add_stats *stats, provscan_error *err)
 {
-    uint8_t *codes = malloc(n * 32 + 1), *quality = malloc(n + 1);
-    int64_t *ids = malloc(n * 8 + 8);
-    if (!codes || !quality || !ids) {
-        free(codes); free(quality); free(ids);
-        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
-    }
-    size_t records = 0;
+    ps_seg_builder b = {0};
     uint64_t added = 0, updated = 0, moved = 0;
     char file[64] = "";
     provscan_status s = ps_sql_exec(idx, "BEGIN IMMEDIATE", err);
@@ -372,14 +397,17 @@ static provscan_status commit_batch(provscan_index *idx, statements *q, add_item
             s = ps_sql_fail(idx, err, "insert");
             break;
         }
-        memcpy(codes + records * 32, it->fp.pdq[0].bytes, 32);
-        quality[records] = (uint8_t)it->fp.quality;
-        ids[records] = sqlite3_last_insert_rowid(idx->db);
-        records++;
+        if (ps_seg_builder_add(&b, it->fp.pdq[0].bytes, sqlite3_last_insert_rowid(idx->db), (uint8_t)it->fp.quality,
+                               it->feat, it->feat_size, it->words, (uint32_t)(it->nwords > 0 ? it->nwords : 0),
+                               (uint32_t)it->ndesc) != 0) {
+            s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+            break;
+        }
     }
+    size_t records = b.n;
     uint32_t checksum = 0;
     if (s == PROVSCAN_OK && records > 0) {
-        s = ps_write_pdq_segment(idx, seq, codes, ids, quality, records, file, sizeof file, &checksum, err);
+        s = ps_seg_builder_write(idx, &b, seq, file, sizeof file, &checksum, err);
         if (s == PROVSCAN_OK) {
             sqlite3_stmt *st;
             s = ps_sql_prepare(idx, "INSERT INTO segments(seq, kind, file, records, checksum, created_at) VALUES(?, 1, ?, ?, ?, ?)",
@@ -416,9 +444,7 @@ static provscan_status commit_batch(provscan_index *idx, statements *q, add_item
         stats->updated += updated;
         stats->moved += moved;
     }
-    free(codes);
-    free(quality);
-    free(ids);
+    ps_seg_builder_free(&b);
     return s;
 }
 
@@ -520,6 +546,8 @@ provscan_status provscan_index_add(provscan_index *idx, const char *const *paths
         for (size_t i = 0; i < n; i++)
             fingerprint_item(&items[i], opts->max_pixels);
         s = commit_batch(idx, &q, items, n, &map, stats, err);
+        for (size_t i = 0; i < n; i++)
+            item_free(&items[i]);
         for (size_t i = 0; i < n; i++)
             if (items[i].status != PROVSCAN_OK) {
                 stats->failed++;

@@ -1,4 +1,4 @@
-/* compact.c — writing PDQ segments and merging them by size tier (log-structured, like an LSM tree). */
+/* compact.c — building segment files (codes, ids, local features, inverted file) and merging them by size tier. */
 #include "index/index_internal.h"
 #include "common/error.h"
 
@@ -7,24 +7,167 @@
 #include <string.h>
 #include <unistd.h>
 
-provscan_status ps_write_pdq_segment(provscan_index *idx, int64_t seq, const uint8_t *codes, const int64_t *ids,
-                                     const uint8_t *quality, size_t n, char *file_name, size_t name_size,
-                                     uint32_t *checksum, provscan_error *err)
+static int grow(void **p, size_t *cap, size_t need, size_t elem)
+{
+    if (need <= *cap)
+        return 0;
+    size_t c = *cap ? *cap : 64;
+    while (c < need)
+        c *= 2;
+    void *q = realloc(*p, c * elem);
+    if (!q)
+        return -1;
+    *p = q;
+    *cap = c;
+    return 0;
+}
+
+int ps_seg_builder_add(ps_seg_builder *b, const uint8_t code[32], int64_t id, uint8_t quality, const uint8_t *feat,
+                       size_t feat_size, const uint32_t *words, uint32_t nwords, uint32_t ndesc)
+{
+    if (b->n == b->cap) {
+        size_t cap = b->cap ? b->cap * 2 : 256;
+        uint8_t *codes = realloc(b->codes, cap * 32);
+        if (codes)
+            b->codes = codes;
+        int64_t *ids = codes ? realloc(b->ids, cap * sizeof *ids) : NULL;
+        if (ids)
+            b->ids = ids;
+        uint8_t *q = ids ? realloc(b->quality, cap) : NULL;
+        if (q)
+            b->quality = q;
+        ps_feat_entry *e = q ? realloc(b->entries, cap * sizeof *e) : NULL;
+        if (!e)
+            return -1;
+        b->entries = e;
+        b->cap = cap;
+    }
+    if (!feat) {
+        feat_size = 0;
+        nwords = ndesc = 0;
+    }
+    if (grow((void **)&b->feat, &b->feat_cap, b->feat_len + feat_size, 1) != 0 ||
+        grow((void **)&b->words, &b->words_cap, b->words_len + nwords, sizeof *b->words) != 0)
+        return -1;
+    memcpy(b->codes + b->n * 32, code, 32);
+    b->ids[b->n] = id;
+    b->quality[b->n] = quality;
+    b->entries[b->n] = (ps_feat_entry){b->feat_len, b->words_len, (uint32_t)feat_size, nwords, ndesc, 0};
+    if (feat_size)
+        memcpy(b->feat + b->feat_len, feat, feat_size);
+    if (nwords)
+        memcpy(b->words + b->words_len, words, nwords * sizeof *words);
+    b->feat_len += feat_size;
+    b->words_len += nwords;
+    b->n++;
+    return 0;
+}
+
+void ps_seg_builder_free(ps_seg_builder *b)
+{
+    free(b->codes);
+    free(b->ids);
+    free(b->quality);
+    free(b->entries);
+    free(b->feat);
+    free(b->words);
+    memset(b, 0, sizeof *b);
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return (x > y) - (x < y);
+}
+
+int ps_words_of(const uint8_t *desc, int n, uint32_t **words)
+{
+    *words = NULL;
+    const ps_vocab *v = ps_vocab_builtin();
+    if (!v || n <= 0)
+        return 0;
+    uint32_t *w = malloc((size_t)n * sizeof *w);
+    if (!w)
+        return -1;
+    for (int i = 0; i < n; i++)
+        w[i] = (uint32_t)ps_vocab_word(v, desc + (size_t)i * PS_DESC_BYTES);
+    qsort(w, (size_t)n, sizeof *w, cmp_u32);
+    int k = 0;
+    for (int i = 0; i < n;) {
+        int j = i;
+        while (j < n && w[j] == w[i])
+            j++;
+        uint32_t count = (uint32_t)(j - i) > 255 ? 255 : (uint32_t)(j - i);
+        w[k++] = w[i] << 8 | count;
+        i = j;
+    }
+    *words = w;
+    return k;
+}
+
+provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *b, int64_t seq, char *file_name,
+                                     size_t name_size, uint32_t *checksum, provscan_error *err)
 {
     snprintf(file_name, name_size, "seg-%08lld.pdq", (long long)seq);
+    if (b->n >= (1u << 24))
+        return ps_fail(err, PROVSCAN_E_ARG, "segment of %zu records exceeds the format's 16M", b->n);
+    const ps_vocab *vocab = ps_vocab_builtin();
+    size_t nv = vocab ? (size_t)ps_vocab_size(vocab) : 0;
+
+    /* Inverted file: count postings per word, prefix sums, then fill in record order (so each
+     * word's postings are ascending by record). */
+    uint32_t *offsets = calloc(nv + 1, sizeof *offsets);
+    uint32_t *postings = malloc((b->words_len ? b->words_len : 1) * sizeof *postings);
+    if (!offsets || !postings) {
+        free(offsets);
+        free(postings);
+        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory building the inverted file");
+    }
+    for (size_t i = 0; i < b->words_len; i++) {
+        uint32_t w = b->words[i] >> 8;
+        if (w < nv)
+            offsets[w + 1]++;
+    }
+    for (size_t w = 0; w < nv; w++)
+        offsets[w + 1] += offsets[w];
+    uint32_t *fill = malloc((nv ? nv : 1) * sizeof *fill);
+    if (!fill) {
+        free(offsets);
+        free(postings);
+        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory building the inverted file");
+    }
+    memcpy(fill, offsets, nv * sizeof *fill);
+    for (size_t r = 0; r < b->n; r++) {
+        const uint32_t *w = b->words + b->entries[r].words_offset;
+        for (uint32_t k = 0; k < b->entries[r].nwords; k++)
+            if ((w[k] >> 8) < nv)
+                postings[fill[w[k] >> 8]++] = (uint32_t)r << 8 | (w[k] & 0xFF);
+    }
+    free(fill);
+    size_t npost = nv ? offsets[nv] : 0;
+
     char *path = ps_index_file(idx, file_name);
-    if (!path)
+    if (!path) {
+        free(offsets);
+        free(postings);
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
-    ps_section_in sections[4] = {
-        {PS_SEC_CODES, codes, (uint64_t)n * 32},
-        {PS_SEC_IDS, ids, (uint64_t)n * 8},
-        {PS_SEC_QUALITY, quality, (uint64_t)n},
+    }
+    ps_section_in sections[8] = {
+        {PS_SEC_CODES, b->codes, (uint64_t)b->n * 32},
+        {PS_SEC_IDS, b->ids, (uint64_t)b->n * 8},
+        {PS_SEC_QUALITY, b->quality, (uint64_t)b->n},
+        {PS_SEC_FEAT_INDEX, b->entries, (uint64_t)b->n * sizeof(ps_feat_entry)},
+        {PS_SEC_FEAT_DATA, b->feat, b->feat_len},
+        {PS_SEC_FEAT_WORDS, b->words, (uint64_t)b->words_len * 4},
+        {PS_SEC_INV_OFFSETS, offsets, (uint64_t)(nv + 1) * 4},
+        {PS_SEC_INV_POSTINGS, postings, (uint64_t)npost * 4},
     };
-    int nsections = 3;
-    ps_segment_algos algos = {PROVSCAN_PDQ_VERSION, PROVSCAN_PHASH_VERSION, PROVSCAN_DHASH_VERSION, 0,
-                              (uint16_t)idx->hash_mode};
-    provscan_status s = ps_segment_write(path, PS_KIND_PDQ, n, &algos, sections, nsections, checksum, err);
+    ps_segment_algos algos = {PROVSCAN_PDQ_VERSION, PROVSCAN_PHASH_VERSION, PROVSCAN_DHASH_VERSION,
+                              PS_FEATURES_VERSION, (uint16_t)idx->hash_mode};
+    provscan_status s = ps_segment_write(path, PS_KIND_PDQ, b->n, &algos, sections, 8, checksum, err);
     free(path);
+    free(offsets);
+    free(postings);
     return s;
 }
 
@@ -46,17 +189,17 @@ static provscan_status merge(provscan_index *idx, const int64_t *seqs, size_t n,
     provscan_status s = ps_snapshot_load(idx, 0, err);
     if (s != PROVSCAN_OK)
         return s;
+    /* Collect the live records of the chosen segments, ordered by work id (the ids section's
+     * invariant), then copy them into the builder in that order. */
+    typedef struct { int64_t id; size_t seg; uint64_t rec; } ref;
     size_t total = 0;
     for (size_t i = 0; i < idx->snap.n; i++)
         for (size_t j = 0; j < n; j++)
             if (idx->snap.seq[i] == seqs[j])
                 total += idx->snap.segs[i].records;
-    uint8_t *codes = malloc(total * 32 + 1), *quality = malloc(total + 1);
-    int64_t *ids = malloc(total * 8 + 8);
-    if (!codes || !quality || !ids) {
-        free(codes); free(quality); free(ids);
+    ref *refs = malloc((total ? total : 1) * sizeof *refs);
+    if (!refs)
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory merging segments");
-    }
     size_t kept = 0;
     for (size_t i = 0; i < idx->snap.n; i++) {
         int chosen = 0;
@@ -64,40 +207,43 @@ static provscan_status merge(provscan_index *idx, const int64_t *seqs, size_t n,
             chosen |= idx->snap.seq[i] == seqs[j];
         if (!chosen)
             continue;
-        const ps_segment *seg = &idx->snap.segs[i];
-        const uint8_t *c = ps_segment_section(seg, PS_SEC_CODES, NULL), *q = ps_segment_section(seg, PS_SEC_QUALITY, NULL);
-        const int64_t *id = ps_segment_section(seg, PS_SEC_IDS, NULL);
-        for (uint64_t r = 0; r < seg->records; r++) {
-            if (ps_u64set_has(&idx->snap.tombstones, (uint64_t)id[r]))
-                continue;
-            memcpy(codes + kept * 32, c + r * 32, 32);
-            ids[kept] = id[r];
-            quality[kept] = q[r];
-            kept++;
-        }
+        const int64_t *id = ps_segment_section(&idx->snap.segs[i], PS_SEC_IDS, NULL);
+        for (uint64_t r = 0; r < idx->snap.segs[i].records; r++)
+            if (!ps_u64set_has(&idx->snap.tombstones, (uint64_t)id[r]))
+                refs[kept++] = (ref){id[r], i, r};
     }
-    /* Ids stay ascending: segments were written in id order and are merged in seq order, except
-     * after moves; sort to keep the documented invariant. */
+    /* insertion sort is fine: the runs are already sorted, so this is a merge of sorted runs */
     for (size_t i = 1; i < kept; i++) {
-        if (ids[i - 1] <= ids[i])
-            continue;
+        ref x = refs[i];
         size_t j = i;
-        int64_t id = ids[i];
-        uint8_t code[32], qq = quality[i];
-        memcpy(code, codes + i * 32, 32);
-        while (j > 0 && ids[j - 1] > id) {
-            ids[j] = ids[j - 1];
-            quality[j] = quality[j - 1];
-            memcpy(codes + j * 32, codes + (j - 1) * 32, 32);
+        while (j > 0 && refs[j - 1].id > x.id) {
+            refs[j] = refs[j - 1];
             j--;
         }
-        ids[j] = id;
-        quality[j] = qq;
-        memcpy(codes + j * 32, code, 32);
+        refs[j] = x;
     }
+    ps_seg_builder b = {0};
+    for (size_t i = 0; i < kept && s == PROVSCAN_OK; i++) {
+        const ps_segment *seg = &idx->snap.segs[refs[i].seg];
+        uint64_t r = refs[i].rec;
+        const uint8_t *codes = ps_segment_section(seg, PS_SEC_CODES, NULL);
+        const uint8_t *quality = ps_segment_section(seg, PS_SEC_QUALITY, NULL);
+        ps_feat_entry e;
+        const uint8_t *feat = NULL;
+        const uint32_t *words = NULL;
+        if (ps_segment_feat(seg, r, &e, &feat, &words) != 0) {
+            s = ps_fail(err, PROVSCAN_E_INDEX, "%s: damaged feature entry in segment %lld", idx->dir,
+                        (long long)idx->snap.seq[refs[i].seg]);
+            break;
+        }
+        if (ps_seg_builder_add(&b, codes + r * 32, refs[i].id, quality[r], feat, e.data_size, words, e.nwords,
+                               e.ndesc) != 0)
+            s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory merging segments");
+    }
+    free(refs);
     sqlite3_stmt *st;
     int64_t seq = 0;
-    if ((s = ps_sql_prepare(idx, "SELECT coalesce(max(seq), 0) + 1 FROM segments", &st, err)) == PROVSCAN_OK) {
+    if (s == PROVSCAN_OK && (s = ps_sql_prepare(idx, "SELECT coalesce(max(seq), 0) + 1 FROM segments", &st, err)) == PROVSCAN_OK) {
         if (sqlite3_step(st) == SQLITE_ROW)
             seq = sqlite3_column_int64(st, 0);
         sqlite3_finalize(st);
@@ -105,10 +251,9 @@ static provscan_status merge(provscan_index *idx, const int64_t *seqs, size_t n,
     char file[64];
     uint32_t checksum = 0;
     if (s == PROVSCAN_OK)
-        s = ps_write_pdq_segment(idx, seq, codes, ids, quality, kept, file, sizeof file, &checksum, err);
-    free(codes);
-    free(quality);
-    free(ids);
+        s = ps_seg_builder_write(idx, &b, seq, file, sizeof file, &checksum, err);
+    size_t records = b.n;
+    ps_seg_builder_free(&b);
     if (s != PROVSCAN_OK)
         return s;
 
@@ -128,7 +273,7 @@ static provscan_status merge(provscan_index *idx, const int64_t *seqs, size_t n,
                  "UPDATE works SET segment = %lld WHERE segment IN (%s);"
                  "DELETE FROM tombstones WHERE segment IN (%s);"
                  "DELETE FROM segments WHERE seq IN (%s);",
-                 (long long)seq, file, kept, checksum, (long long)ps_unix_time(), (long long)seq, list, list, list);
+                 (long long)seq, file, records, checksum, (long long)ps_unix_time(), (long long)seq, list, list, list);
         s = ps_sql_exec(idx, sql, err);
     }
     if (s == PROVSCAN_OK)

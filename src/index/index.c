@@ -100,6 +100,16 @@ static void configure(sqlite3 *db)
     sqlite3_exec(db, "PRAGMA foreign_keys = ON; PRAGMA synchronous = NORMAL;", NULL, NULL, NULL);
 }
 
+/* Identity of the local-feature models this build uses: pattern and vocabulary. Features stored
+ * by one model cannot be compared with features another makes. */
+static void features_identity(char *out, size_t n)
+{
+    const ps_feature_model *m = ps_feature_model_builtin();
+    const ps_vocab *v = ps_vocab_builtin();
+    snprintf(out, n, "%016llx:%016llx", m ? (unsigned long long)ps_feature_model_id(m) : 0ull,
+             v ? (unsigned long long)ps_vocab_id(v) : 0ull);
+}
+
 provscan_status provscan_index_create(const char *dir, provscan_error *err)
 {
     ps_error_clear(err);
@@ -126,8 +136,9 @@ provscan_status provscan_index_create(const char *dir, provscan_error *err)
     free(cat);
     configure(db);
     tmp.db = db;
-    char now[32], version[8];
+    char now[32], version[8], features[40];
     snprintf(now, sizeof now, "%lld", (long long)ps_unix_time());
+    features_identity(features, sizeof features);
     snprintf(version, sizeof version, "%d", PROVSCAN_INDEX_FORMAT_VERSION);
     provscan_status s = ps_sql_exec(&tmp, "PRAGMA journal_mode = WAL", err);
     if (s == PROVSCAN_OK)
@@ -137,6 +148,7 @@ provscan_status provscan_index_create(const char *dir, provscan_error *err)
     const char *const kv[][2] = {
         {"format_version", version}, {"created_at", now}, {"updated_at", now}, {"hash_mode", "fast"},
         {"pdq_version", "1"}, {"phash_version", "1"}, {"dhash_version", "1"}, {"generator", "provscan " PROVSCAN_VERSION_STRING},
+        {"features", features},
     };
     for (size_t i = 0; s == PROVSCAN_OK && i < sizeof kv / sizeof kv[0]; i++)
         s = ps_meta_set(&tmp, kv[i][0], kv[i][1], err);
@@ -213,6 +225,16 @@ provscan_status provscan_index_open(const char *dir, int writable, provscan_inde
                         value, algos[i][1]);
             goto fail;
         }
+    }
+    char features[40];
+    features_identity(features, sizeof features);
+    if ((s = ps_meta_get(idx, "features", value, sizeof value, err)) != PROVSCAN_OK)
+        goto fail;
+    if (strcmp(value, features) != 0) {
+        s = ps_fail(err, PROVSCAN_E_VERSION,
+                    "%s: local features made with feature models %s, this provscan uses %s: rebuild the index", dir,
+                    value[0] ? value : "(none)", features);
+        goto fail;
     }
     idx->hash_mode = PROVSCAN_MODE_FAST;
     free(cat);

@@ -6,6 +6,7 @@
 
 #include "common/util.h"
 #include "index/segment.h"
+#include "features/features.h"
 #include "provscan.h"
 
 #define PS_CATALOG_FILE "catalog.sqlite"
@@ -44,10 +45,33 @@ char *ps_index_file(const provscan_index *idx, const char *name);
 provscan_status ps_snapshot_load(provscan_index *idx, int verify_data, provscan_error *err);
 void ps_snapshot_free(ps_snapshot *s);
 
-/* Writes a PDQ segment for the given records and returns its catalog row values. */
-provscan_status ps_write_pdq_segment(provscan_index *idx, int64_t seq, const uint8_t *codes, const int64_t *ids,
-                                     const uint8_t *quality, size_t n, char *file_name, size_t name_size,
-                                     uint32_t *checksum, provscan_error *err);
+/* The records of a segment being built: PDQ code, work id, quality, and optionally the serialised
+ * local features and visual words of each record. */
+typedef struct ps_seg_builder {
+    size_t n, cap;
+    uint8_t *codes;
+    int64_t *ids;
+    uint8_t *quality;
+    ps_feat_entry *entries;
+    uint8_t *feat;
+    size_t feat_len, feat_cap;
+    uint32_t *words;
+    size_t words_len, words_cap;
+} ps_seg_builder;
+
+/* Appends a record. feat may be NULL (no local features); words are uint32 word << 8 | count,
+ * ascending by word. Returns 0, or -1 when out of memory. */
+int ps_seg_builder_add(ps_seg_builder *b, const uint8_t code[32], int64_t id, uint8_t quality, const uint8_t *feat,
+                       size_t feat_size, const uint32_t *words, uint32_t nwords, uint32_t ndesc);
+void ps_seg_builder_free(ps_seg_builder *b);
+/* Writes the records as segment seq (with the inverted file and search tables built from them);
+ * file_name receives the file's name inside the index. */
+provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *b, int64_t seq, char *file_name,
+                                     size_t name_size, uint32_t *checksum, provscan_error *err);
+
+/* The distinct visual words of a set of descriptors, as ps_seg_builder_add wants them (caller
+ * frees *words). Returns the number of words, or -1 when out of memory. */
+int ps_words_of(const uint8_t *desc, int n, uint32_t **words);
 
 /* Merges segments by size tier so their number stays logarithmic in the corpus size. */
 provscan_status ps_compact(provscan_index *idx, provscan_error *err);

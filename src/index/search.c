@@ -1,5 +1,6 @@
-/* search.c — index search: candidate hits from every segment, live-record filtering, top-K by (distance, path). */
+/* search.c — index search: the global stage (PDQ), the local stage (features), probabilities, top-K. */
 #include "index/index_internal.h"
+#include "index/local.h"
 #include "common/error.h"
 #include "cpu/kernels.h"
 
@@ -8,40 +9,45 @@
 
 #include <omp.h>
 
-/* One candidate of one query. */
+/* Candidates kept from the global stage per query (beyond top_k, so that the local stage and the
+ * probability can reorder them), and works retrieved by visual words and verified per query: 48
+ * verifications cost about 10 ms on one core, the local stage's budget per query. */
+#define GLOBAL_KEEP 16
+#define LOCAL_CANDIDATES 48
+
 typedef struct cand {
     int64_t work_id;
+    uint32_t seg, record;
     uint16_t distance;
     uint8_t transform;
 } cand;
 
-/* Per-query candidates, pruned as they arrive to the k best distances plus every tie at the k-th
- * distance (ties are decided later by path, which only the catalog knows). */
+/* Per-query global candidates, pruned as they arrive to the `keep` best distances plus every tie
+ * at the boundary (ties are decided later, which needs the catalog). */
 typedef struct cand_list {
     cand *v;
     size_t n, cap;
     uint32_t hist[257];
-    int bound; /* candidates above it can no longer be among the k best */
+    int bound;
 } cand_list;
 
-static void cand_bound_update(cand_list *c, int k)
+static void cand_bound_update(cand_list *c, int keep)
 {
     uint32_t acc = 0;
     for (int d = 0; d <= 256; d++) {
         acc += c->hist[d];
-        if (acc >= (uint32_t)k) {
+        if (acc >= (uint32_t)keep) {
             c->bound = d;
             return;
         }
     }
 }
 
-static int cand_push(cand_list *c, int k, int64_t work_id, int distance, int transform)
+static int cand_push(cand_list *c, int keep, cand x)
 {
-    if (distance > c->bound)
+    if (x.distance > c->bound)
         return 0;
     if (c->n == c->cap) {
-        /* Before growing, drop what the bound already excludes. */
         size_t w = 0;
         for (size_t i = 0; i < c->n; i++)
             if (c->v[i].distance <= c->bound)
@@ -56,47 +62,52 @@ static int cand_push(cand_list *c, int k, int64_t work_id, int distance, int tra
             c->cap = cap;
         }
     }
-    c->v[c->n++] = (cand){work_id, (uint16_t)distance, (uint8_t)transform};
-    c->hist[distance]++;
-    cand_bound_update(c, k);
+    c->v[c->n++] = x;
+    c->hist[x.distance]++;
+    cand_bound_update(c, keep);
     return 0;
 }
 
-/* Brute force over one segment for a block of queries: distances of all 8 variants of each query
- * to every record, min over variants, pushed into that query's list. */
+/* Distances of all 8 variants of a query to n codes; min over variants and which one. */
+static void min_over_variants(const ps_kernels *k, const provscan_fingerprint *q, const uint8_t *codes, size_t n,
+                              uint16_t *best, uint8_t *which, uint16_t *scratch)
+{
+    k->hamming256(q->pdq[0].bytes, codes, n, best);
+    memset(which, 0, n);
+    for (int t = 1; t < PROVSCAN_DIHEDRAL_COUNT; t++) {
+        k->hamming256(q->pdq[t].bytes, codes, n, scratch);
+        for (size_t i = 0; i < n; i++)
+            if (scratch[i] < best[i]) {
+                best[i] = scratch[i];
+                which[i] = (uint8_t)t;
+            }
+    }
+}
+
 #define RECORD_BLOCK 4096
 
-static int search_segment(const ps_segment *seg, const ps_u64set *tombstones, const provscan_fingerprint *queries,
-                          size_t nq, int k, cand_list *lists, int jobs)
+static int global_segment(const ps_view *view, uint32_t s, const provscan_analysis *queries, size_t nq, int keep,
+                          cand_list *lists, int jobs)
 {
+    const ps_segment *seg = view->segs[s];
     const uint8_t *codes = ps_segment_section(seg, PS_SEC_CODES, NULL);
     const int64_t *ids = ps_segment_section(seg, PS_SEC_IDS, NULL);
     const ps_kernels *kern = ps_kernels_get();
     int failed = 0;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
     for (size_t q = 0; q < nq; q++) {
-        uint16_t best[RECORD_BLOCK], d[RECORD_BLOCK];
+        uint16_t best[RECORD_BLOCK], scratch[RECORD_BLOCK];
         uint8_t which[RECORD_BLOCK];
         for (uint64_t start = 0; start < seg->records; start += RECORD_BLOCK) {
             size_t n = seg->records - start < RECORD_BLOCK ? (size_t)(seg->records - start) : RECORD_BLOCK;
-            const uint8_t *block = codes + start * 32;
-            kern->hamming256(queries[q].pdq[0].bytes, block, n, best);
-            memset(which, 0, n);
-            for (int t = 1; t < PROVSCAN_DIHEDRAL_COUNT; t++) {
-                kern->hamming256(queries[q].pdq[t].bytes, block, n, d);
-                for (size_t i = 0; i < n; i++)
-                    if (d[i] < best[i]) {
-                        best[i] = d[i];
-                        which[i] = (uint8_t)t;
-                    }
-            }
+            min_over_variants(kern, &queries[q].fp, codes + start * 32, n, best, which, scratch);
             for (size_t i = 0; i < n; i++) {
                 if (best[i] > lists[q].bound)
                     continue;
                 int64_t id = ids[start + i];
-                if (ps_u64set_has(tombstones, (uint64_t)id))
+                if (ps_u64set_has(view->tombstones[s], (uint64_t)id))
                     continue;
-                if (cand_push(&lists[q], k, id, best[i], which[i]) != 0)
+                if (cand_push(&lists[q], keep, (cand){id, s, (uint32_t)(start + i), best[i], which[i]}) != 0)
                     failed = 1;
             }
         }
@@ -104,9 +115,19 @@ static int search_segment(const ps_segment *seg, const ps_u64set *tombstones, co
     return failed ? -1 : 0;
 }
 
+/* One (query, work) pair to score. */
+typedef struct task {
+    uint32_t query, seg, record;
+    int64_t work_id;
+    ps_evidence ev;
+    double probability;
+} task;
+
 static int cmp_match(const void *a, const void *b)
 {
     const provscan_match *x = a, *y = b;
+    if (x->probability != y->probability)
+        return x->probability > y->probability ? -1 : 1;
     if (x->distance != y->distance)
         return x->distance - y->distance;
     return strcmp(x->path ? x->path : "", y->path ? y->path : "");
@@ -128,54 +149,55 @@ static void match_free(provscan_match *m)
     free(m->note);
 }
 
-/* Turns one query's candidates into matches with catalog details, ordered by (distance, path). */
-static provscan_status finish_query(sqlite3_stmt *row, cand_list *c, int k,
-                                    provscan_match **out, size_t *count, provscan_error *err)
+/* Fills a match from the catalog row of its work; 0 if the work was deleted since the snapshot. */
+static int fill_match(sqlite3_stmt *row, const task *t, provscan_match *x)
 {
-    *out = NULL;
-    *count = 0;
-    size_t n = 0;
-    for (size_t i = 0; i < c->n; i++)
-        if (c->v[i].distance <= c->bound)
-            c->v[n++] = c->v[i];
-    if (n == 0)
-        return PROVSCAN_OK;
-    provscan_match *m = calloc(n, sizeof *m);
-    if (!m)
-        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
-    size_t got = 0;
-    for (size_t i = 0; i < n; i++) {
-        sqlite3_bind_int64(row, 1, c->v[i].work_id);
-        if (sqlite3_step(row) == SQLITE_ROW) { /* a work deleted since the snapshot is skipped */
-            provscan_match *x = &m[got++];
-            x->work_id = c->v[i].work_id;
-            x->distance = c->v[i].distance;
-            x->transform = (provscan_dihedral)c->v[i].transform;
-            x->path = dup_column(row, 0);
-            const void *sha = sqlite3_column_blob(row, 1);
-            if (sha && sqlite3_column_bytes(row, 1) == 32)
-                ps_hex(sha, 32, x->sha256);
-            x->width = sqlite3_column_int(row, 2);
-            x->height = sqlite3_column_int(row, 3);
-            x->quality = sqlite3_column_int(row, 4);
-            x->title = dup_column(row, 5);
-            x->author = dup_column(row, 6);
-            x->license = dup_column(row, 7);
-            x->source_url = dup_column(row, 8);
-            x->note = dup_column(row, 9);
+    sqlite3_bind_int64(row, 1, t->work_id);
+    int found = sqlite3_step(row) == SQLITE_ROW;
+    if (found) {
+        memset(x, 0, sizeof *x);
+        x->work_id = t->work_id;
+        x->path = dup_column(row, 0);
+        const void *sha = sqlite3_column_blob(row, 1);
+        if (sha && sqlite3_column_bytes(row, 1) == 32)
+            ps_hex(sha, 32, x->sha256);
+        x->width = sqlite3_column_int(row, 2);
+        x->height = sqlite3_column_int(row, 3);
+        x->quality = sqlite3_column_int(row, 4);
+        x->title = dup_column(row, 5);
+        x->author = dup_column(row, 6);
+        x->license = dup_column(row, 7);
+        x->source_url = dup_column(row, 8);
+        x->note = dup_column(row, 9);
+        x->probability = t->probability;
+        x->kind = ps_copy_kind(&t->ev);
+        x->distance = t->ev.distance;
+        x->transform = t->ev.transform;
+        x->inliers = t->ev.inliers;
+        x->matches = t->ev.matches;
+        x->mirrored = t->ev.mirrored;
+        x->work_coverage = t->ev.work_coverage;
+        x->query_coverage = t->ev.query_coverage;
+        double ws = t->ev.work_feat_width > 0 ? (double)x->width / t->ev.work_feat_width : 1;
+        for (int i = 0; i < 8; i++) {
+            x->query_region[i] = t->ev.query_region[i];
+            x->work_region[i] = (float)(t->ev.work_region[i] * ws);
         }
-        sqlite3_reset(row);
     }
-    qsort(m, got, sizeof *m, cmp_match);
-    for (size_t i = (size_t)k; i < got; i++)
-        match_free(&m[i]);
-    *out = m;
-    *count = got < (size_t)k ? got : (size_t)k;
-    return PROVSCAN_OK;
+    sqlite3_reset(row);
+    return found;
 }
 
-provscan_status provscan_index_search(provscan_index *idx, const provscan_fingerprint *queries, size_t nq,
+provscan_status provscan_index_search(provscan_index *idx, const provscan_analysis *queries, size_t nq,
                                       const provscan_search_options *opts, provscan_results *out, provscan_error *err)
+{
+    return provscan_index_search_shards(&idx, 1, queries, nq, opts, out, err);
+}
+
+provscan_status provscan_index_search_shards(provscan_index *const *shards, size_t nshards,
+                                             const provscan_analysis *queries, size_t nq,
+                                             const provscan_search_options *opts, provscan_results *out,
+                                             provscan_error *err)
 {
     ps_error_clear(err);
     memset(out, 0, sizeof *out);
@@ -184,36 +206,176 @@ provscan_status provscan_index_search(provscan_index *idx, const provscan_finger
     if (max_distance > 256)
         max_distance = 256;
     int jobs = opts && opts->jobs > 0 ? opts->jobs : omp_get_num_procs();
-    if (!idx->snap_loaded)
-        PS_TRY(ps_snapshot_load(idx, 0, err));
+    int local = opts && opts->local;
+    double min_probability = opts ? opts->min_probability : 0.0;
+    /* All shards' segments as one list: every stage below sees one corpus. */
+    size_t nsegs = 0;
+    for (size_t i = 0; i < nshards; i++) {
+        if (!shards[i]->snap_loaded)
+            PS_TRY(ps_snapshot_load(shards[i], 0, err));
+        nsegs += shards[i]->snap.n;
+    }
+    ps_view view = {0};
+    view.segs = calloc(nsegs ? nsegs : 1, sizeof *view.segs);
+    view.tombstones = calloc(nsegs ? nsegs : 1, sizeof *view.tombstones);
+    view.shard = calloc(nsegs ? nsegs : 1, sizeof *view.shard);
+    if (!view.segs || !view.tombstones || !view.shard) {
+        free(view.segs);
+        free(view.tombstones);
+        free(view.shard);
+        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+    }
+    for (size_t i = 0; i < nshards; i++)
+        for (size_t j = 0; j < shards[i]->snap.n; j++) {
+            view.segs[view.n] = &shards[i]->snap.segs[j];
+            view.tombstones[view.n] = &shards[i]->snap.tombstones;
+            view.shard[view.n] = (uint32_t)i;
+            view.n++;
+        }
+    const ps_view *vw = &view;
+    int keep = k > GLOBAL_KEEP ? k : GLOBAL_KEEP;
 
     out->nqueries = nq;
     out->count = calloc(nq ? nq : 1, sizeof *out->count);
     out->match = calloc(nq ? nq : 1, sizeof *out->match);
     cand_list *lists = calloc(nq ? nq : 1, sizeof *lists);
-    if (!out->count || !out->match || !lists) {
-        free(lists);
-        provscan_results_free(out);
-        return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
-    }
-    for (size_t q = 0; q < nq; q++)
-        lists[q].bound = max_distance;
+    ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * LOCAL_CANDIDATES, sizeof *retrieved) : NULL;
+    size_t *nretrieved = calloc(nq ? nq : 1, sizeof *nretrieved);
+    task *tasks = NULL;
+    size_t ntasks = 0;
     provscan_status s = PROVSCAN_OK;
-    for (size_t i = 0; i < idx->snap.n && s == PROVSCAN_OK; i++)
-        if (search_segment(&idx->snap.segs[i], &idx->snap.tombstones, queries, nq, k, lists, jobs) != 0)
+    if (!out->count || !out->match || !lists || !nretrieved || (local && !retrieved))
+        s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+
+    /* Global stage: every record's PDQ distance to the query's 8 variants. */
+    for (size_t q = 0; q < nq; q++)
+        if (lists)
+            lists[q].bound = max_distance;
+    for (uint32_t i = 0; s == PROVSCAN_OK && i < vw->n; i++)
+        if (global_segment(vw, i, queries, nq, keep, lists, jobs) != 0)
             s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
-    sqlite3_stmt *row = NULL;
-    if (s == PROVSCAN_OK)
-        s = ps_sql_prepare(idx,
+
+    /* Local stage, retrieval: works sharing visual words with the query. */
+    if (s == PROVSCAN_OK && local) {
+#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+        for (size_t q = 0; q < nq; q++)
+            nretrieved[q] = ps_local_retrieve(vw, queries[q].local, LOCAL_CANDIDATES, retrieved + q * LOCAL_CANDIDATES);
+    }
+    /* Every (query, candidate) pair once: global candidates first, then retrieved ones not among them. */
+    size_t cap_tasks = 0;
+    for (size_t q = 0; s == PROVSCAN_OK && q < nq; q++) {
+        size_t need = ntasks + lists[q].n + nretrieved[q];
+        if (need > cap_tasks) {
+            cap_tasks = need * 2 + 64;
+            task *t = realloc(tasks, cap_tasks * sizeof *t);
+            if (!t) {
+                s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+                break;
+            }
+            tasks = t;
+        }
+        size_t first = ntasks;
+        for (size_t i = 0; i < lists[q].n; i++) {
+            const cand *c = &lists[q].v[i];
+            if (c->distance > lists[q].bound)
+                continue;
+            task *t = &tasks[ntasks++];
+            memset(t, 0, sizeof *t);
+            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = c->work_id};
+            t->ev.distance = c->distance;
+            t->ev.transform = (provscan_dihedral)c->transform;
+        }
+        for (size_t i = 0; i < nretrieved[q]; i++) {
+            const ps_local_candidate *c = &retrieved[q * LOCAL_CANDIDATES + i];
+            int dup = 0;
+            for (size_t j = first; j < ntasks && !dup; j++)
+                dup = tasks[j].seg == c->seg && tasks[j].record == c->record;
+            if (dup)
+                continue;
+            task *t = &tasks[ntasks++];
+            memset(t, 0, sizeof *t);
+            const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
+            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = ids[c->record]};
+            t->ev.distance = -1; /* not known from the global stage: computed below */
+        }
+    }
+
+    /* Score every pair: the PDQ distance when the global stage did not give it, local verification,
+     * probability. Pairs are independent, so a single query's candidates also spread over cores. */
+    if (s == PROVSCAN_OK) {
+        const ps_kernels *kern = ps_kernels_get();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+        for (size_t i = 0; i < ntasks; i++) {
+            task *t = &tasks[i];
+            const ps_segment *seg = vw->segs[t->seg];
+            const provscan_analysis *qa = &queries[t->query];
+            if (t->ev.distance < 0) {
+                const uint8_t *code = (const uint8_t *)ps_segment_section(seg, PS_SEC_CODES, NULL) + (size_t)t->record * 32;
+                uint16_t d[PROVSCAN_DIHEDRAL_COUNT];
+                int best = 0;
+                for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++) {
+                    kern->hamming256(qa->fp.pdq[v].bytes, code, 1, &d[v]);
+                    if (d[v] < d[best])
+                        best = v;
+                }
+                t->ev.distance = d[best];
+                t->ev.transform = (provscan_dihedral)best;
+            }
+            t->ev.query_quality = qa->fp.quality;
+            t->ev.work_quality = ((const uint8_t *)ps_segment_section(seg, PS_SEC_QUALITY, NULL))[t->record];
+            if (local)
+                ps_local_verify(seg, t->record, qa->local, &t->ev);
+            t->probability = ps_copy_probability(&t->ev);
+        }
+    }
+
+    /* Per query: what to list, ordered by (probability, distance, path), cut to k. */
+    sqlite3_stmt **rows = calloc(nshards, sizeof *rows);
+    if (!rows && s == PROVSCAN_OK)
+        s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+    for (size_t i = 0; i < nshards && s == PROVSCAN_OK; i++)
+        s = ps_sql_prepare(shards[i],
                            "SELECT path, sha256, width, height, quality, title, author, license, source_url, note"
                            " FROM works WHERE id = ?",
-                           &row, err);
-    for (size_t q = 0; q < nq && s == PROVSCAN_OK; q++)
-        s = finish_query(row, &lists[q], k, &out->match[q], &out->count[q], err);
-    sqlite3_finalize(row);
-    for (size_t q = 0; q < nq; q++)
-        free(lists[q].v);
+                           &rows[i], err);
+    size_t t0 = 0;
+    for (size_t q = 0; q < nq && s == PROVSCAN_OK; q++) {
+        size_t t1 = t0;
+        while (t1 < ntasks && tasks[t1].query == q)
+            t1++;
+        provscan_match *m = calloc(t1 - t0 + 1, sizeof *m);
+        if (!m) {
+            s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+            break;
+        }
+        size_t got = 0;
+        for (size_t i = t0; i < t1; i++) {
+            const task *t = &tasks[i];
+            int listed = t->ev.distance <= max_distance || (t->ev.verified && t->probability >= min_probability &&
+                                                            t->ev.inliers > 0);
+            if (listed && fill_match(rows[vw->shard[t->seg]], t, &m[got]))
+                got++;
+        }
+        qsort(m, got, sizeof *m, cmp_match);
+        for (size_t i = (size_t)k; i < got; i++)
+            match_free(&m[i]);
+        out->match[q] = m;
+        out->count[q] = got < (size_t)k ? got : (size_t)k;
+        t0 = t1;
+    }
+    for (size_t i = 0; rows && i < nshards; i++)
+        sqlite3_finalize(rows[i]);
+    free(rows);
+    free(view.segs);
+    free(view.tombstones);
+    free(view.shard);
+    if (lists)
+        for (size_t q = 0; q < nq; q++)
+            free(lists[q].v);
     free(lists);
+    free(retrieved);
+    free(nretrieved);
+    free(tasks);
     if (s != PROVSCAN_OK)
         provscan_results_free(out);
     return s;

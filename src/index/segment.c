@@ -221,6 +221,19 @@ provscan_status ps_segment_open(const char *path, uint32_t kind, uint64_t expect
         CHECK(ps_segment_section(seg, PS_SEC_CODES, &n) && n == h.records * 32, "codes section has the wrong size");
         CHECK(ps_segment_section(seg, PS_SEC_IDS, &n) && n == h.records * 8, "ids section has the wrong size");
         CHECK(ps_segment_section(seg, PS_SEC_QUALITY, &n) && n == h.records, "quality section has the wrong size");
+        if (ps_segment_section(seg, PS_SEC_FEAT_INDEX, &n)) {
+            CHECK(n == h.records * sizeof(ps_feat_entry), "feature index has the wrong size");
+            uint64_t noff, npost;
+            const uint32_t *off = ps_segment_section(seg, PS_SEC_INV_OFFSETS, &noff);
+            CHECK(off && noff >= 4 && noff % 4 == 0, "inverted file offsets missing");
+            CHECK(ps_segment_section(seg, PS_SEC_FEAT_DATA, NULL) && ps_segment_section(seg, PS_SEC_FEAT_WORDS, NULL),
+                  "feature sections missing");
+            CHECK(ps_segment_section(seg, PS_SEC_INV_POSTINGS, &npost) && npost % 4 == 0, "postings missing");
+            uint64_t words = noff / 4 - 1;
+            CHECK(off[0] == 0 && off[words] == npost / 4, "inverted file offsets do not add up");
+            for (uint64_t w = 0; w < words; w++)
+                CHECK(off[w] <= off[w + 1], "inverted file offsets out of order");
+        }
     }
 #undef CHECK
     return PROVSCAN_OK;
@@ -247,4 +260,27 @@ const void *ps_segment_section(const ps_segment *seg, uint32_t id, uint64_t *siz
     if (size)
         *size = 0;
     return NULL;
+}
+
+int ps_segment_feat(const ps_segment *seg, uint64_t r, ps_feat_entry *e, const uint8_t **data, const uint32_t **words)
+{
+    memset(e, 0, sizeof *e);
+    *data = NULL;
+    *words = NULL;
+    uint64_t nidx, ndata, nwords;
+    const ps_feat_entry *entries = ps_segment_section(seg, PS_SEC_FEAT_INDEX, &nidx);
+    if (!entries)
+        return 0; /* a segment without local features */
+    if (r >= seg->records)
+        return -1;
+    memcpy(e, &entries[r], sizeof *e);
+    const uint8_t *d = ps_segment_section(seg, PS_SEC_FEAT_DATA, &ndata);
+    const uint32_t *w = ps_segment_section(seg, PS_SEC_FEAT_WORDS, &nwords);
+    nwords /= 4;
+    if (e->data_offset > ndata || e->data_size > ndata - e->data_offset || e->words_offset > nwords ||
+        e->nwords > nwords - e->words_offset)
+        return -1;
+    *data = d + e->data_offset;
+    *words = w + e->words_offset;
+    return 0;
 }

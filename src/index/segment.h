@@ -24,12 +24,22 @@ enum ps_section_id {
     PS_SEC_IDS = 2,      /* n x int64: work ids, ascending */
     PS_SEC_QUALITY = 3,  /* n x uint8: PDQ quality */
     PS_SEC_MIH = 4,      /* multi-index hashing tables over CODES (src/search, docs/search.md) */
-    PS_SEC_FEAT_INDEX = 16, /* features: per-work (id, first, count) table */
-    PS_SEC_FEAT_KEYPOINTS = 17,
-    PS_SEC_FEAT_DESCRIPTORS = 18,
-    PS_SEC_FEAT_WORDS = 19,
-    PS_SEC_FEAT_INVERTED = 20,
+    PS_SEC_FEAT_INDEX = 16,   /* n x ps_feat_entry: where each record's features and words are */
+    PS_SEC_FEAT_DATA = 17,    /* serialised local features (ps_features_serialize), one blob per record */
+    PS_SEC_FEAT_WORDS = 18,   /* per record, its distinct visual words: uint32 word << 8 | count, ascending */
+    PS_SEC_INV_OFFSETS = 19,  /* inverted file: (vocabulary size + 1) x uint32, postings of word w are [o[w], o[w+1]) */
+    PS_SEC_INV_POSTINGS = 20, /* uint32 record << 8 | count, ascending record within a word */
 };
+
+/* Where one record's local features are (PS_SEC_FEAT_INDEX entry, 32 bytes, little-endian). */
+typedef struct ps_feat_entry {
+    uint64_t data_offset;  /* into PS_SEC_FEAT_DATA */
+    uint64_t words_offset; /* into PS_SEC_FEAT_WORDS, in uint32 units */
+    uint32_t data_size;
+    uint32_t nwords;       /* distinct words */
+    uint32_t ndesc;        /* descriptors (the sum of the word counts) */
+    uint32_t reserved;
+} ps_feat_entry;
 
 typedef struct ps_section_in {
     uint32_t id;
@@ -66,6 +76,10 @@ typedef struct ps_segment {
 provscan_status ps_segment_open(const char *path, uint32_t kind, uint64_t expected_records,
                                 uint32_t expected_checksum, int verify_data, ps_segment *seg, provscan_error *err);
 void ps_segment_close(ps_segment *seg);
+
+/* The local features (serialised) and visual words of record r. A record without features has
+ * e->data_size == 0. Returns 0, or -1 when the entry points outside its sections (damage). */
+int ps_segment_feat(const ps_segment *seg, uint64_t r, ps_feat_entry *e, const uint8_t **data, const uint32_t **words);
 
 /* The bytes of section id, or NULL (size 0) when absent. */
 const void *ps_segment_section(const ps_segment *seg, uint32_t id, uint64_t *size);

@@ -161,20 +161,15 @@ static int sub_radius(int r, int m, int t)
     return t <= a ? rp : rp - 1;
 }
 
-/* Per-access costs in nanoseconds, measured on the development machine (docs/search.md): a probe reads
- * one offset pair, a non-empty bucket one list line, a candidate one code line; each is a DRAM miss
- * (overlapped by prefetching) once the tables outgrow the last-level cache. */
+/* Per-access costs in nanoseconds, fitted to measurements on the development machine (docs/search.md):
+ * a probe reads one offset pair, a non-empty bucket one list line, a candidate one code line. The share
+ * of them that miss the last-level cache (taken as 32 MB) pay DRAM latency, overlapped by prefetching. */
 static void mih_unit_costs(double footprint, double *probe, double *list, double *cand)
 {
-    if (footprint > 32e6) {
-        *probe = 12.0;
-        *list = 8.0;
-        *cand = 12.0;
-    } else {
-        *probe = 6.0;
-        *list = 3.0;
-        *cand = 6.0;
-    }
+    double hit = footprint > 32e6 ? 32e6 / footprint : 1.0;
+    *probe = hit * 8.0 + (1 - hit) * 15.0;
+    *list = hit * 4.0 + (1 - hit) * 10.0;
+    *cand = hit * 8.0 + (1 - hit) * 15.0;
 }
 
 static double mih_cost_model(size_t n, int m, int b, int radius, double load, int nvar)
@@ -660,8 +655,9 @@ provscan_status ps_mih_radius(const ps_mih *mih, const uint8_t *codes, size_t n,
         free(masks);
         return PROVSCAN_E_NOMEM;
     }
-    /* Under ~0.1 ms of estimated work the tasks run on the calling thread (same split, no team). */
-    int par = (double)nq * ps_mih_cost_ns(mih, nvar, radius) >= 1e5;
+    /* Under ~0.5 ms of estimated work the tasks run on the calling thread (same split, no team): see
+     * PARALLEL_PAIRS in brute.c for why a team costs more than it seems. */
+    int par = (double)nq * ps_mih_cost_ns(mih, nvar, radius) >= 5e5;
 #pragma omp parallel num_threads(T) reduction(+ : probes, candidates) if (par)
     {
         scratch *s = malloc(sizeof *s);

@@ -1,0 +1,255 @@
+/* local.c — local-feature stage: query features, visual-word retrieval over segments, verification, probability. */
+#include "index/local.h"
+#include "index/calibration.h"
+#include "common/error.h"
+#include "decode/decode.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Retrieval keeps works whose word overlap, normalised by the geometric mean of the two feature
+ * counts, is at least this: a little above what two unrelated images share by chance (about 4
+ * words of 500 x 500 descriptors over a 64k vocabulary, 0.008); partial copies can share as few as
+ * 5-10 words, because only a quarter to a half of the true matching pairs land in the same leaf. */
+#define PS_RETRIEVE_MIN_SCORE 0.01f
+
+provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height,
+                                    provscan_local **out)
+{
+    *out = NULL;
+    provscan_local *l = calloc(1, sizeof *l);
+    if (!l)
+        return PROVSCAN_E_NOMEM;
+    provscan_status st = ps_features_extract(img, NULL, NULL, &l->f);
+    if (st != PROVSCAN_OK || l->f.n == 0) {
+        ps_local_free(l);
+        return st;
+    }
+    l->source_width = source_width;
+    l->source_height = source_height;
+    uint8_t *mirrored = malloc((size_t)l->f.n * PS_DESC_BYTES);
+    if (!mirrored) {
+        ps_local_free(l);
+        return PROVSCAN_E_NOMEM;
+    }
+    for (int i = 0; i < l->f.n; i++)
+        ps_desc_mirror(l->f.desc + (size_t)i * PS_DESC_BYTES, mirrored + (size_t)i * PS_DESC_BYTES);
+    l->nwords[0] = ps_words_of(l->f.desc, l->f.n, &l->words[0]);
+    l->nwords[1] = ps_words_of(mirrored, l->f.n, &l->words[1]);
+    free(mirrored);
+    if (l->nwords[0] < 0 || l->nwords[1] < 0) {
+        ps_local_free(l);
+        return PROVSCAN_E_NOMEM;
+    }
+    *out = l;
+    return PROVSCAN_OK;
+}
+
+void ps_local_free(provscan_local *l)
+{
+    if (!l)
+        return;
+    ps_features_free(&l->f);
+    free(l->words[0]);
+    free(l->words[1]);
+    free(l);
+}
+
+/* Min-heap of the best candidates, by score; ties go to the lower PDQ prefix (then segment and
+ * record), so the choice does not depend on how works are spread over segments or shards. */
+static int worse(const ps_local_candidate *a, const ps_local_candidate *b)
+{
+    if (a->score != b->score)
+        return a->score < b->score;
+    if (a->key != b->key)
+        return a->key > b->key;
+    if (a->seg != b->seg)
+        return a->seg > b->seg;
+    return a->record > b->record;
+}
+
+static void heap_push(ps_local_candidate *h, size_t *n, size_t max, ps_local_candidate c)
+{
+    if (*n < max) {
+        size_t i = (*n)++;
+        h[i] = c;
+        while (i > 0 && worse(&h[i], &h[(i - 1) / 2])) {
+            ps_local_candidate t = h[i];
+            h[i] = h[(i - 1) / 2];
+            h[(i - 1) / 2] = t;
+            i = (i - 1) / 2;
+        }
+        return;
+    }
+    if (!worse(&h[0], &c))
+        return;
+    h[0] = c;
+    size_t i = 0;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, m = i;
+        if (l < *n && worse(&h[l], &h[m]))
+            m = l;
+        if (r < *n && worse(&h[r], &h[m]))
+            m = r;
+        if (m == i)
+            break;
+        ps_local_candidate t = h[i];
+        h[i] = h[m];
+        h[m] = t;
+        i = m;
+    }
+}
+
+static int best_first(const void *a, const void *b)
+{
+    const ps_local_candidate *x = a, *y = b;
+    return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
+}
+
+size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out)
+{
+    size_t found = 0;
+    if (!q || max == 0)
+        return 0;
+    for (size_t s = 0; s < view->n; s++) {
+        const ps_segment *seg = view->segs[s];
+        uint64_t noff, npost, nentries;
+        const uint32_t *off = ps_segment_section(seg, PS_SEC_INV_OFFSETS, &noff);
+        const uint32_t *post = ps_segment_section(seg, PS_SEC_INV_POSTINGS, &npost);
+        const ps_feat_entry *entries = ps_segment_section(seg, PS_SEC_FEAT_INDEX, &nentries);
+        const int64_t *ids = ps_segment_section(seg, PS_SEC_IDS, NULL);
+        const uint8_t *codes = ps_segment_section(seg, PS_SEC_CODES, NULL);
+        size_t n = (size_t)seg->records;
+        if (!off || !post || !entries || n == 0)
+            continue;
+        uint32_t nv = (uint32_t)(noff / 4 - 1);
+        /* Word overlap per record and orientation, and the records touched (so the pass costs the
+         * postings read, not the segment size). */
+        uint16_t *acc = calloc(2 * n, sizeof *acc);
+        uint32_t *touched = malloc(n * sizeof *touched);
+        size_t ntouched = 0;
+        if (!acc || !touched) {
+            free(acc);
+            free(touched);
+            continue;
+        }
+        for (int o = 0; o < 2; o++) {
+            uint16_t *a = acc + (size_t)o * n;
+            for (int i = 0; i < q->nwords[o]; i++) {
+                uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
+                if (w >= nv)
+                    continue;
+                for (uint32_t p = off[w]; p < off[w + 1]; p++) {
+                    uint32_t r = post[p] >> 8, tr = post[p] & 0xFF;
+                    if (r >= n)
+                        continue; /* damaged postings: ignore rather than read out of bounds */
+                    if (acc[r] == 0 && acc[n + r] == 0)
+                        touched[ntouched++] = r;
+                    a[r] = (uint16_t)(a[r] + (tq < tr ? tq : tr));
+                }
+            }
+        }
+        for (size_t t = 0; t < ntouched; t++) {
+            uint32_t r = touched[t];
+            unsigned shared = acc[r] > acc[n + r] ? acc[r] : acc[n + r];
+            double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
+            float score = (float)(shared / norm);
+            if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
+                continue;
+            uint64_t key = 0;
+            for (int b = 0; b < 8; b++)
+                key = key << 8 | codes[(size_t)r * 32 + b];
+            heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, key});
+        }
+        free(acc);
+        free(touched);
+    }
+    qsort(out, found, sizeof *out, best_first);
+    return found;
+}
+
+void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, ps_evidence *ev)
+{
+    ev->verified = 1;
+    ev->inliers = ev->matches = ev->mirrored = 0;
+    ev->work_coverage = ev->query_coverage = 0;
+    if (!q)
+        return;
+    ps_feat_entry e;
+    const uint8_t *data;
+    const uint32_t *words;
+    if (ps_segment_feat(seg, record, &e, &data, &words) != 0 || e.data_size == 0)
+        return;
+    ps_features wf;
+    if (ps_features_deserialize(data, e.data_size, &wf) != PROVSCAN_OK)
+        return;
+    ps_geo_match m;
+    if (ps_features_match(&q->f, &wf, &m) == PROVSCAN_OK) {
+        ev->inliers = m.inliers;
+        ev->matches = m.matches;
+        ev->mirrored = m.mirrored;
+        ev->work_coverage = m.work_coverage;
+        ev->query_coverage = m.query_coverage;
+        /* regions in full-resolution pixels: features are in decoded pixels */
+        double qs = q->f.width > 0 ? (double)q->source_width / q->f.width : 1;
+        for (int i = 0; i < 8; i++) {
+            ev->query_region[i] = (float)(m.query_poly[i] * qs);
+            ev->work_region[i] = m.work_poly[i]; /* scaled by the caller, who knows the work's size */
+        }
+        ev->work_feat_width = wf.width;
+        ev->work_feat_height = wf.height;
+        ps_geo_match_free(&m);
+    }
+    ps_features_free(&wf);
+}
+
+double ps_copy_probability(const ps_evidence *ev)
+{
+    double x[PS_FEAT_COUNT];
+    ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->work_coverage,
+                            ev->query_coverage, x);
+    return ps_calibration_probability(ps_calibration_get(), x);
+}
+
+provscan_kind ps_copy_kind(const ps_evidence *ev)
+{
+    if (ev->distance <= PROVSCAN_PDQ_POSSIBLE_DISTANCE)
+        return PROVSCAN_KIND_NEAR_DUPLICATE;
+    if (ev->inliers > 0 && ev->work_coverage >= 0.75f && ev->query_coverage >= 0.75f)
+        return PROVSCAN_KIND_NEAR_DUPLICATE;
+    return PROVSCAN_KIND_PARTIAL;
+}
+
+provscan_status provscan_evidence_write(const char *query_path, const char *work_path, const char *png_path,
+                                        provscan_error *err)
+{
+    ps_error_clear(err);
+    provscan_load_options opts;
+    provscan_load_options_for_mode(PROVSCAN_MODE_FAST, &opts);
+    opts.want_grey = 0; /* the picture is for people: colour */
+    provscan_image *img[2] = {NULL, NULL};
+    const char *paths[2] = {query_path, work_path};
+    provscan_status st = PROVSCAN_OK;
+    for (int i = 0; i < 2 && st == PROVSCAN_OK; i++)
+        st = provscan_image_load(paths[i], &opts, &img[i], NULL, err);
+    ps_features f[2];
+    memset(f, 0, sizeof f);
+    ps_geo_match m;
+    memset(&m, 0, sizeof m);
+    if (st == PROVSCAN_OK && (st = ps_features_extract(img[0], NULL, NULL, &f[0])) == PROVSCAN_OK &&
+        (st = ps_features_extract(img[1], NULL, NULL, &f[1])) == PROVSCAN_OK &&
+        (st = ps_features_match(&f[0], &f[1], &m)) == PROVSCAN_OK) {
+        if (m.inliers > 0)
+            ps_geo_match_refine_region(img[0], img[1], &m);
+        st = ps_evidence_write_png(png_path, img[0], img[1], &m, err);
+    } else if (st != PROVSCAN_OK && err && err->status == PROVSCAN_OK) {
+        ps_fail(err, st, "%s: local features failed: %s", query_path, provscan_error_name(st));
+    }
+    ps_geo_match_free(&m);
+    ps_features_free(&f[0]);
+    ps_features_free(&f[1]);
+    provscan_image_free(img[0]);
+    provscan_image_free(img[1]);
+    return st;
+}
