@@ -1,6 +1,7 @@
 /* compact.c — building segment files (codes, ids, local features, inverted file) and merging them by size tier. */
 #include "index/index_internal.h"
 #include "common/error.h"
+#include "search/search.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,13 +147,30 @@ provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *
     free(fill);
     size_t npost = nv ? offsets[nv] : 0;
 
+    /* Multi-index hashing tables when the segment is large enough for them to beat a scan at the
+     * match radius (search/search.h decides). */
+    void *mih = NULL;
+    size_t mih_size = 0;
+    int m, bits;
+    if (ps_mih_choose(b->n, PS_MIH_RADIUS, &m, &bits) && (mih_size = ps_mih_size(b->n, m, bits)) > 0) {
+        mih = aligned_alloc(64, (mih_size + 63) & ~(size_t)63);
+        provscan_status ms = mih ? ps_mih_build(b->codes, b->n, m, bits, PS_MIH_RADIUS, 0, mih, mih_size, err)
+                                 : ps_fail(err, PROVSCAN_E_NOMEM, "out of memory building search tables");
+        if (ms != PROVSCAN_OK) {
+            free(mih);
+            free(offsets);
+            free(postings);
+            return ms;
+        }
+    }
     char *path = ps_index_file(idx, file_name);
     if (!path) {
+        free(mih);
         free(offsets);
         free(postings);
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
     }
-    ps_section_in sections[8] = {
+    ps_section_in sections[9] = {
         {PS_SEC_CODES, b->codes, (uint64_t)b->n * 32},
         {PS_SEC_IDS, b->ids, (uint64_t)b->n * 8},
         {PS_SEC_QUALITY, b->quality, (uint64_t)b->n},
@@ -161,10 +179,12 @@ provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *
         {PS_SEC_FEAT_WORDS, b->words, (uint64_t)b->words_len * 4},
         {PS_SEC_INV_OFFSETS, offsets, (uint64_t)(nv + 1) * 4},
         {PS_SEC_INV_POSTINGS, postings, (uint64_t)npost * 4},
+        {PS_SEC_MIH, mih, mih_size},
     };
     ps_segment_algos algos = {PROVSCAN_PDQ_VERSION, PROVSCAN_PHASH_VERSION, PROVSCAN_DHASH_VERSION,
                               PS_FEATURES_VERSION, (uint16_t)idx->hash_mode};
-    provscan_status s = ps_segment_write(path, PS_KIND_PDQ, b->n, &algos, sections, 8, checksum, err);
+    provscan_status s = ps_segment_write(path, PS_KIND_PDQ, b->n, &algos, sections, mih ? 9 : 8, checksum, err);
+    free(mih);
     free(path);
     free(offsets);
     free(postings);

@@ -1,6 +1,7 @@
 /* index.c — index lifecycle: create/open/close, catalog helpers, snapshots, info, verify, remove, prune, compaction. */
 #include "index/index_internal.h"
 #include "common/error.h"
+#include "search/search.h"
 
 #include <dirent.h>
 #include <stdarg.h>
@@ -261,10 +262,14 @@ void provscan_index_close(provscan_index *idx)
 
 void ps_snapshot_free(ps_snapshot *s)
 {
-    for (size_t i = 0; i < s->n; i++)
+    for (size_t i = 0; i < s->n; i++) {
+        if (s->mih && s->mih[i])
+            ps_mih_close(s->mih[i]);
         ps_segment_close(&s->segs[i]);
+    }
     free(s->segs);
     free(s->seq);
+    free(s->mih);
     ps_u64set_free(&s->tombstones);
     memset(s, 0, sizeof *s);
 }
@@ -287,11 +292,14 @@ static provscan_status read_snapshot(provscan_index *idx, int verify_data, ps_sn
             int64_t *seq = segs ? realloc(snap->seq, cap * sizeof *seq) : NULL;
             if (segs)
                 snap->segs = segs;
-            if (!seq) {
+            if (seq)
+                snap->seq = seq;
+            struct ps_mih **mih = seq ? realloc(snap->mih, cap * sizeof *mih) : NULL;
+            if (!mih) {
                 s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
                 break;
             }
-            snap->seq = seq;
+            snap->mih = mih;
         }
         const char *file = (const char *)sqlite3_column_text(st, 1);
         if (!file || strchr(file, '/')) {
@@ -307,6 +315,13 @@ static provscan_status read_snapshot(provscan_index *idx, int verify_data, ps_sn
                             (uint32_t)sqlite3_column_int64(st, 3), verify_data, &snap->segs[snap->n], err);
         if (s != PROVSCAN_OK && access(path, F_OK) != 0)
             *missing = 1; /* replaced by a concurrent compaction: the caller retries */
+        snap->mih[snap->n] = NULL;
+        if (s == PROVSCAN_OK) {
+            uint64_t size;
+            const void *blob = ps_segment_section(&snap->segs[snap->n], PS_SEC_MIH, &size);
+            if (blob && (s = ps_mih_open(blob, size, snap->segs[snap->n].records, &snap->mih[snap->n], err)) != PROVSCAN_OK)
+                ps_segment_close(&snap->segs[snap->n]);
+        }
         free(path);
         if (s != PROVSCAN_OK)
             break;

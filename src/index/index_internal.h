@@ -11,12 +11,16 @@
 
 #define PS_CATALOG_FILE "catalog.sqlite"
 #define PS_LOCK_FILE "writer.lock"
+/* The radius segments' multi-index hashing tables are built for: PDQ's match threshold. Searches
+ * within it use them; wider searches scan. */
+#define PS_MIH_RADIUS 31
 
 /* The segments a reader searches, read from the catalog in one transaction. */
 typedef struct ps_snapshot {
     size_t n;
     ps_segment *segs;
     int64_t *seq;
+    struct ps_mih **mih;  /* multi-index hashing view of each segment's codes, or NULL */
     ps_u64set tombstones; /* work ids whose records in segments are dead */
 } ps_snapshot;
 

@@ -29,6 +29,7 @@ typedef struct ps_local_candidate {
 typedef struct ps_view {
     size_t n;
     const ps_segment **segs;
+    const struct ps_mih **mih;            /* each segment's multi-index hashing tables, or NULL */
     const ps_u64set **tombstones; /* of the shard each segment belongs to */
     uint32_t *shard;
 } ps_view;

@@ -3,6 +3,7 @@
 #include "index/local.h"
 #include "common/error.h"
 #include "cpu/kernels.h"
+#include "search/search.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -68,51 +69,37 @@ static int cand_push(cand_list *c, int keep, cand x)
     return 0;
 }
 
-/* Distances of all 8 variants of a query to n codes; min over variants and which one. */
-static void min_over_variants(const ps_kernels *k, const provscan_fingerprint *q, const uint8_t *codes, size_t n,
-                              uint16_t *best, uint8_t *which, uint16_t *scratch)
-{
-    k->hamming256(q->pdq[0].bytes, codes, n, best);
-    memset(which, 0, n);
-    for (int t = 1; t < PROVSCAN_DIHEDRAL_COUNT; t++) {
-        k->hamming256(q->pdq[t].bytes, codes, n, scratch);
-        for (size_t i = 0; i < n; i++)
-            if (scratch[i] < best[i]) {
-                best[i] = scratch[i];
-                which[i] = (uint8_t)t;
-            }
-    }
-}
+/* Searches within this PDQ distance are radius searches (all hits, multi-index hashing where it
+ * pays); wider ones, which would list most of the corpus, ask for the nearest works instead. */
+#define RADIUS_SEARCH_MAX 64
 
-#define RECORD_BLOCK 4096
-
-static int global_segment(const ps_view *view, uint32_t s, const provscan_analysis *queries, size_t nq, int keep,
-                          cand_list *lists, int jobs)
+/* Global stage over one segment: the records within max_distance of each query (min over its 8
+ * variants), or its `keep` nearest when max_distance is wide, into the queries' candidate lists. */
+static provscan_status global_segment(const ps_view *view, uint32_t s, const uint8_t *qcodes, size_t nq,
+                                      int max_distance, int keep, cand_list *lists, int jobs, provscan_error *err)
 {
     const ps_segment *seg = view->segs[s];
     const uint8_t *codes = ps_segment_section(seg, PS_SEC_CODES, NULL);
     const int64_t *ids = ps_segment_section(seg, PS_SEC_IDS, NULL);
-    const ps_kernels *kern = ps_kernels_get();
-    int failed = 0;
-#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
-    for (size_t q = 0; q < nq; q++) {
-        uint16_t best[RECORD_BLOCK], scratch[RECORD_BLOCK];
-        uint8_t which[RECORD_BLOCK];
-        for (uint64_t start = 0; start < seg->records; start += RECORD_BLOCK) {
-            size_t n = seg->records - start < RECORD_BLOCK ? (size_t)(seg->records - start) : RECORD_BLOCK;
-            min_over_variants(kern, &queries[q].fp, codes + start * 32, n, best, which, scratch);
-            for (size_t i = 0; i < n; i++) {
-                if (best[i] > lists[q].bound)
-                    continue;
-                int64_t id = ids[start + i];
-                if (ps_u64set_has(view->tombstones[s], (uint64_t)id))
-                    continue;
-                if (cand_push(&lists[q], keep, (cand){id, s, (uint32_t)(start + i), best[i], which[i]}) != 0)
-                    failed = 1;
-            }
-        }
+    ps_hits hits;
+    ps_hits_init(&hits);
+    provscan_status st =
+        max_distance <= RADIUS_SEARCH_MAX
+            ? ps_search_radius(codes, seg->records, view->mih[s], qcodes, nq, PROVSCAN_DIHEDRAL_COUNT, max_distance,
+                               jobs, &hits)
+            : ps_search_knn(codes, seg->records, qcodes, nq, PROVSCAN_DIHEDRAL_COUNT, keep, max_distance, jobs, &hits);
+    for (size_t i = 0; st == PROVSCAN_OK && i < hits.n; i++) {
+        const ps_hit *h = &hits.v[i];
+        int64_t id = ids[h->record];
+        if (ps_u64set_has(view->tombstones[s], (uint64_t)id))
+            continue;
+        if (cand_push(&lists[h->query], keep, (cand){id, s, h->record, h->distance, h->variant}) != 0)
+            st = PROVSCAN_E_NOMEM;
     }
-    return failed ? -1 : 0;
+    ps_hits_free(&hits);
+    if (st != PROVSCAN_OK)
+        return ps_fail(err, st, "global search failed: %s", provscan_error_name(st));
+    return PROVSCAN_OK;
 }
 
 /* One (query, work) pair to score. */
@@ -219,15 +206,23 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     view.segs = calloc(nsegs ? nsegs : 1, sizeof *view.segs);
     view.tombstones = calloc(nsegs ? nsegs : 1, sizeof *view.tombstones);
     view.shard = calloc(nsegs ? nsegs : 1, sizeof *view.shard);
-    if (!view.segs || !view.tombstones || !view.shard) {
+    view.mih = calloc(nsegs ? nsegs : 1, sizeof *view.mih);
+    uint8_t *qcodes = malloc((nq ? nq : 1) * PROVSCAN_DIHEDRAL_COUNT * 32);
+    if (!view.segs || !view.tombstones || !view.shard || !view.mih || !qcodes) {
         free(view.segs);
         free(view.tombstones);
         free(view.shard);
+        free(view.mih);
+        free(qcodes);
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
     }
+    for (size_t q = 0; q < nq; q++)
+        for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
+            memcpy(qcodes + (q * PROVSCAN_DIHEDRAL_COUNT + v) * 32, queries[q].fp.pdq[v].bytes, 32);
     for (size_t i = 0; i < nshards; i++)
         for (size_t j = 0; j < shards[i]->snap.n; j++) {
             view.segs[view.n] = &shards[i]->snap.segs[j];
+            view.mih[view.n] = shards[i]->snap.mih[j];
             view.tombstones[view.n] = &shards[i]->snap.tombstones;
             view.shard[view.n] = (uint32_t)i;
             view.n++;
@@ -252,8 +247,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         if (lists)
             lists[q].bound = max_distance;
     for (uint32_t i = 0; s == PROVSCAN_OK && i < vw->n; i++)
-        if (global_segment(vw, i, queries, nq, keep, lists, jobs) != 0)
-            s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
+        s = global_segment(vw, i, qcodes, nq, max_distance, keep, lists, jobs, err);
 
     /* Local stage, retrieval: works sharing visual words with the query. */
     if (s == PROVSCAN_OK && local) {
@@ -369,6 +363,8 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     free(view.segs);
     free(view.tombstones);
     free(view.shard);
+    free(view.mih);
+    free(qcodes);
     if (lists)
         for (size_t q = 0; q < nq; q++)
             free(lists[q].v);
