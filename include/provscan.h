@@ -366,6 +366,13 @@ PROVSCAN_API provscan_status provscan_index_search_shards(provscan_index *const 
 PROVSCAN_API provscan_status provscan_results_merge(provscan_results *into, provscan_results *from, int top_k);
 PROVSCAN_API void provscan_results_free(provscan_results *r);
 
+/* Compares two analysed images as a search would compare a query with a corpus work: PDQ over the
+ * query's 8 variants, local features (when both have them), calibrated probability, kind, regions.
+ * Fills out without path or attribution (those come from an index). */
+PROVSCAN_API provscan_status provscan_compare_analyses(const provscan_analysis *query, const provscan_analysis *work,
+                                                       provscan_match *out);
+
+
 #ifdef __cplusplus
 }
 #endif

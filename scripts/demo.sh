@@ -40,8 +40,9 @@ rm -rf "$q" && mkdir -p "$q"
 $IMG resize "$castle" "$q/castle-resized.jpg[Q=70]" 0.4
 $IMG flip "$castle" "$q/castle-mirrored.png"
 $IMG caption "$castle" "$q/castle-captioned.jpg" "When you find the perfect castle"
+$IMG crop "$castle" "$q/castle-detail.jpg" 150 60 260 200
 cp "$(find "$media/Costumes/Animals" -name '*.png' | LC_ALL=C sort | head -1)" "$q/not-in-corpus.png"
 
 echo
-echo "== provscan scan: which work does each query copy?"
-$P scan --top 2 "$demo/index" "$q"/* || true
+echo "== provscan scan: which work does each query copy? (evidence pictures in $demo/evidence)"
+$P scan --top 2 --evidence-dir "$demo/evidence" "$demo/index" "$q"/* || true

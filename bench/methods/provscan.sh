@@ -13,7 +13,7 @@ sed "s|^|$DATA/|" "$work/refs.txt" >"$work/refs-abs.txt"
 find "$QDIR" -maxdepth 1 -type f ! -name '*.csv' | LC_ALL=C sort >"$work/queries.txt"
 
 now() { date +%s.%N; }
-"$P" index create "$work/idx" 2>/dev/null
+"$P" index create "$work/idx"
 t0=$(now)
 "$P" index add --quiet --jobs "$threads" --meta "$DATA/corpus.csv" --files-from "$work/refs-abs.txt" "$work/idx"
 t1=$(now)
@@ -38,7 +38,7 @@ with open(out_csv, "w", newline="") as f:
             ref = m["work"]["path"]
             if ref.startswith(prefix):
                 ref = ref[len(prefix):]
-            w.writerow([q, ref, "%.6f" % m["score"]])
+            w.writerow([q, ref, repr(m["score"])])  # full precision: rounding would create ties
 PY
 
 nrefs=$(wc -l <"$work/refs.txt")
@@ -48,8 +48,8 @@ import json, sys
 path, t0, t1, t2, nrefs, nq, threads = sys.argv[1], *map(float, sys.argv[2:5]), *map(int, sys.argv[5:8])
 json.dump({
     "method": "provscan",
-    "description": "provscan index add (fast mode) + batch --top 10 --max-distance 256; score = 1 - PDQ distance/128",
-    "threshold": 1 - 31 / 128,
+    "description": "provscan index add + batch --top 10 --max-distance 256 (global PDQ + local features); score = calibrated probability of a copy",
+    "threshold": 0.5,
     "threads": threads, "n_refs": nrefs, "n_queries": nq,
     "index_seconds": t1 - t0, "index_images_per_s": nrefs / max(t1 - t0, 1e-9),
     "query_seconds": t2 - t1, "query_images_per_s": nq / max(t2 - t1, 1e-9),

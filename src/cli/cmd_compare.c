@@ -1,5 +1,6 @@
-/* cmd_compare.c — `provscan compare A B`: hash distances, the best dihedral transform and a verdict. */
+/* cmd_compare.c — `provscan compare A B`: does A copy B, as a whole or in part? Distances, features, score, verdict, evidence. */
 #include "cli/cli.h"
+#include "cli/report.h"
 
 #include <getopt.h>
 #include <stdlib.h>
@@ -9,24 +10,25 @@ static void usage(FILE *f)
 {
     fprintf(f,
             "Usage: provscan compare [OPTIONS] A B\n"
-            "Compares two images: PDQ distance over the 8 rotations/mirrors of B, pHash and dHash\n"
-            "distances, and a plain-language verdict on whether one is a copy of the other.\n\n"
-            "  -j, --json           one JSON object instead of text\n"
-            "  -m, --mode MODE      fast (default) or compatible (see 'provscan hash --help')\n"
-            "      --max-pixels N   refuse larger images before decoding (default %llu)\n"
-            "  -h, --help           this help\n\n"
-            "Verdicts: 'match' (PDQ distance <= %d of 256), 'possible' (<= %d), 'different'; when either\n"
-            "image has PDQ quality under %d the verdict says it is unreliable.\n"
-            "Exit status: 0 compared (whatever the verdict); 1 an image could not be read; 2 usage error.\n",
-            (unsigned long long)PROVSCAN_DEFAULT_MAX_PIXELS, PROVSCAN_PDQ_MATCH_DISTANCE,
-            PROVSCAN_PDQ_POSSIBLE_DISTANCE, PROVSCAN_PDQ_MIN_QUALITY);
+            "Compares image A (the query) with image B (a work) as 'scan' compares a query with a corpus\n"
+            "work: PDQ distance over A's 8 rotations/mirrors, pHash and dHash distances, local features\n"
+            "(matching points verified geometrically, the matched region in each image), a calibrated\n"
+            "score, whether A copies B whole or in part, and a plain-language verdict.\n\n"
+            "  -j, --json            one JSON object instead of text\n"
+            "  -e, --evidence PNG    write a side-by-side picture: both images, the matched regions\n"
+            "                        outlined, the matching points joined\n"
+            "      --no-local        PDQ only\n"
+            "      --max-pixels N    refuse larger images before decoding (default %llu)\n"
+            "  -h, --help            this help\n\n"
+            "Verdicts: match (score >= %.1f), possible (>= %.1f), different. Exit status: 0 compared\n"
+            "(whatever the verdict); 1 an image could not be read or the picture not written; 2 usage error.\n",
+            (unsigned long long)PROVSCAN_DEFAULT_MAX_PIXELS, PROVSCAN_MATCH_PROBABILITY, PROVSCAN_POSSIBLE_PROBABILITY);
 }
 
-/* How B relates to A when A matched B's variant t (A is t applied to B). */
+/* How A relates to B when A is B transformed by t. */
 static const char *transform_phrase(provscan_dihedral t)
 {
     switch (t) {
-    case PROVSCAN_D_ORIGINAL: return "";
     case PROVSCAN_D_ROT90: return ", rotated 90 degrees counter-clockwise";
     case PROVSCAN_D_ROT180: return ", rotated 180 degrees";
     case PROVSCAN_D_ROT270: return ", rotated 90 degrees clockwise";
@@ -38,26 +40,31 @@ static const char *transform_phrase(provscan_dihedral t)
     }
 }
 
+static json_t *region_json(const float *r)
+{
+    json_t *a = json_array();
+    for (int i = 0; i < 4; i++)
+        json_array_append_new(a, json_pack("[f, f]", (double)(long)(r[2 * i] * 10 + 0.5) / 10,
+                                           (double)(long)(r[2 * i + 1] * 10 + 0.5) / 10));
+    return a;
+}
+
 int cmd_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
-        {"json", no_argument, NULL, 'j'},
-        {"mode", required_argument, NULL, 'm'},
-        {"max-pixels", required_argument, NULL, 'P'},
-        {"help", no_argument, NULL, 'h'},
-        {NULL, 0, NULL, 0},
+        {"json", no_argument, NULL, 'j'},         {"evidence", required_argument, NULL, 'e'},
+        {"no-local", no_argument, NULL, 'G'},     {"max-pixels", required_argument, NULL, 'P'},
+        {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    int json = 0, c;
+    int json = 0, local = 1, c;
+    const char *evidence = NULL;
     unsigned long long max_pixels = PROVSCAN_DEFAULT_MAX_PIXELS;
-    provscan_hash_mode mode = PROVSCAN_MODE_FAST;
     optind = 0;
-    while ((c = getopt_long(argc, argv, "jm:h", longopts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "je:h", longopts, NULL)) != -1) {
         switch (c) {
         case 'j': json = 1; break;
-        case 'm':
-            if (cli_parse_mode(optarg, &mode) != 0)
-                return cli_usage_error("compare", "--mode must be 'fast' or 'compatible', not '%s'", optarg);
-            break;
+        case 'e': evidence = optarg; break;
+        case 'G': local = 0; break;
         case 'P':
             if (cli_parse_u64(optarg, &max_pixels) != 0 || max_pixels == 0)
                 return cli_usage_error("compare", "--max-pixels needs a positive number, not '%s'", optarg);
@@ -69,13 +76,13 @@ int cmd_compare(int argc, char **argv)
     if (argc - optind != 2)
         return cli_usage_error("compare", "needs exactly two images, A and B");
     const char *path[2] = {argv[optind], argv[optind + 1]};
-    provscan_fingerprint fp[2];
-    provscan_image_info info[2];
+    provscan_analysis an[2];
     provscan_error err[2];
     provscan_status st[2];
+    memset(an, 0, sizeof an);
 #pragma omp parallel for num_threads(2)
     for (int i = 0; i < 2; i++)
-        st[i] = provscan_fingerprint_file(path[i], mode, max_pixels, &fp[i], &info[i], &err[i]);
+        st[i] = provscan_analyze_file(path[i], max_pixels, local, &an[i], &err[i]);
     if (st[0] != PROVSCAN_OK || st[1] != PROVSCAN_OK) {
         for (int i = 0; i < 2; i++)
             if (st[i] != PROVSCAN_OK)
@@ -89,57 +96,94 @@ int cmd_compare(int argc, char **argv)
                                                     cli_json_error(&err[i])));
             cli_json_line(stdout, o);
         }
+        for (int i = 0; i < 2; i++)
+            provscan_analysis_free(&an[i]);
         return EXIT_INPUT_FAILED;
     }
 
-    provscan_dihedral best;
-    int pdq = provscan_pdq_distance_dihedral(&fp[0].pdq[0], &fp[1], &best);
-    int pdq_plain = provscan_pdq_distance(&fp[0].pdq[0], &fp[1].pdq[0]);
-    int ph = provscan_hash64_distance(fp[0].phash, fp[1].phash);
-    int dh = provscan_hash64_distance(fp[0].dhash, fp[1].dhash);
-    int low_quality = fp[0].quality < PROVSCAN_PDQ_MIN_QUALITY || fp[1].quality < PROVSCAN_PDQ_MIN_QUALITY;
-    const char *verdict = pdq <= PROVSCAN_PDQ_MATCH_DISTANCE      ? "match"
-                          : pdq <= PROVSCAN_PDQ_POSSIBLE_DISTANCE ? "possible"
-                                                                  : "different";
-    char explanation[256];
-    if (strcmp(verdict, "match") == 0)
-        snprintf(explanation, sizeof explanation, "A is a copy of B%s (same picture: resized, recompressed or edited)",
-                 transform_phrase(best));
-    else if (strcmp(verdict, "possible") == 0)
-        snprintf(explanation, sizeof explanation, "A may be a heavily edited copy of B%s; check by eye",
-                 transform_phrase(best));
+    provscan_match m;
+    provscan_compare_analyses(&an[0], &an[1], &m);
+    int pdq_plain = provscan_pdq_distance(&an[0].fp.pdq[0], &an[1].fp.pdq[0]);
+    int ph = provscan_hash64_distance(an[0].fp.phash, an[1].fp.phash);
+    int dh = provscan_hash64_distance(an[0].fp.dhash, an[1].fp.dhash);
+    scan_policy policy;
+    scan_policy_default(&policy);
+    verdict v = match_verdict(m.probability, &policy);
+    const char *word = v == VERDICT_MATCH ? "match" : v == VERDICT_POSSIBLE ? "possible" : "different";
+    char explanation[320];
+    if (v == VERDICT_NONE)
+        snprintf(explanation, sizeof explanation, "no sign that A copies B, as a whole or in part");
+    else if (m.kind == PROVSCAN_KIND_PARTIAL)
+        snprintf(explanation, sizeof explanation, "A %s part of B: %.0f%% of B's area is matched%s%s",
+                 v == VERDICT_MATCH ? "copies" : "may copy", 100.0 * m.work_coverage,
+                 m.mirrored ? ", mirrored" : "", v == VERDICT_POSSIBLE ? "; check by eye" : "");
     else
-        snprintf(explanation, sizeof explanation, "no sign that one image copies the other as a whole");
-    if (low_quality)
-        strncat(explanation, " (unreliable: an image has little structure, PDQ quality under 50)",
-                sizeof explanation - strlen(explanation) - 1);
+        snprintf(explanation, sizeof explanation, "A %s B%s (the same picture: resized, recompressed or edited)%s",
+                 v == VERDICT_MATCH ? "is a copy of" : "may be a heavily edited copy of", transform_phrase(m.transform),
+                 v == VERDICT_POSSIBLE ? "; check by eye" : "");
 
+    int failed = 0;
+    char *picture = NULL;
+    if (evidence) {
+        provscan_error e;
+        if (provscan_evidence_write(path[0], path[1], evidence, &e) != PROVSCAN_OK) {
+            cli_error("%s: evidence picture not written: %s", evidence, e.message);
+            failed = 1;
+        } else {
+            picture = (char *)evidence;
+        }
+    }
     if (json) {
-        json_t *o = json_pack("{s:b, s:[], s:{s:i, s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:s, s:b, s:s}",
-                              "ok", 1, "images", "pdq", "distance", pdq, "transform", provscan_dihedral_name(best),
-                              "distance_untransformed", pdq_plain, "bits", 256, "version", PROVSCAN_PDQ_VERSION,
-                              "phash", "distance", ph, "bits", 64, "dhash", "distance", dh, "bits", 64, "verdict",
-                              verdict, "low_quality", low_quality, "explanation", explanation);
+        json_t *local_ev = m.inliers > 0 ? json_pack("{s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m.inliers,
+                                                     "matches", m.matches, "mirrored", m.mirrored, "work_coverage",
+                                                     m.work_coverage, "query_coverage", m.query_coverage,
+                                                     "query_region", region_json(m.query_region), "work_region",
+                                                     region_json(m.work_region))
+                                         : json_null();
+        json_t *o = json_pack("{s:b, s:[], s:{s:i, s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:o, s:f, s:s,"
+                              " s:s, s:b, s:s, s:o}",
+                              "ok", 1, "images", "pdq", "distance", m.distance, "transform",
+                              provscan_dihedral_name(m.transform), "distance_untransformed", pdq_plain, "bits", 256,
+                              "version", PROVSCAN_PDQ_VERSION, "phash", "distance", ph, "bits", 64, "dhash",
+                              "distance", dh, "bits", 64, "local", local_ev, "score", m.probability, "kind",
+                              kind_name(m.kind), "verdict", word,
+                              "low_quality", an[0].fp.quality < PROVSCAN_PDQ_MIN_QUALITY ||
+                                                 an[1].fp.quality < PROVSCAN_PDQ_MIN_QUALITY,
+                              "explanation", explanation, "evidence_picture",
+                              picture ? cli_json_text(picture) : json_null());
         for (int i = 0; i < 2; i++) {
             char hex[65];
-            provscan_pdq_to_hex(&fp[i].pdq[0], hex);
+            provscan_pdq_to_hex(&an[i].fp.pdq[0], hex);
             json_array_append_new(json_object_get(o, "images"),
                                   json_pack("{s:o, s:i, s:i, s:s, s:i, s:s}", "path", cli_json_text(path[i]), "width",
-                                            info[i].source_width, "height", info[i].source_height, "format",
-                                            info[i].format, "quality", fp[i].quality, "pdq", hex));
+                                            an[i].info.source_width, "height", an[i].info.source_height, "format",
+                                            an[i].info.format, "quality", an[i].fp.quality, "pdq", hex));
         }
         cli_json_line(stdout, o);
     } else {
-        printf("A: %s (%dx%d %s, PDQ quality %d)\n", path[0], info[0].source_width, info[0].source_height,
-               info[0].format, fp[0].quality);
-        printf("B: %s (%dx%d %s, PDQ quality %d)\n", path[1], info[1].source_width, info[1].source_height,
-               info[1].format, fp[1].quality);
-        printf("PDQ distance   %3d / 256 (best transform of B: %s; untransformed %d)\n", pdq,
-               provscan_dihedral_name(best), pdq_plain);
+        for (int i = 0; i < 2; i++)
+            printf("%c: %s (%dx%d %s, PDQ quality %d)\n", 'A' + i, path[i], an[i].info.source_width,
+                   an[i].info.source_height, an[i].info.format, an[i].fp.quality);
+        printf("PDQ distance   %3d / 256 (best transform of A: %s; untransformed %d)\n", m.distance,
+               provscan_dihedral_name(m.transform), pdq_plain);
         printf("pHash distance %3d / 64\n", ph);
         printf("dHash distance %3d / 64\n", dh);
-        const char *col = strcmp(verdict, "match") == 0 ? "\033[1;31m" : strcmp(verdict, "possible") == 0 ? "\033[1;33m" : "\033[1;32m";
-        printf("Verdict: %s%s%s: %s\n", cli_color(stdout, col), verdict, cli_color_reset(stdout), explanation);
+        if (m.inliers > 0)
+            printf("Local features %d verified matches (of %d)%s; matched region: %.0f%% of A, %.0f%% of B\n",
+                   m.inliers, m.matches, m.mirrored ? ", mirrored" : "", 100.0 * m.query_coverage,
+                   100.0 * m.work_coverage);
+        else if (local)
+            printf("Local features no verified match\n");
+        printf("Score %.3f (%s)\n", m.probability, kind_name(m.kind));
+        const char *col = v == VERDICT_MATCH ? "\033[1;31m" : v == VERDICT_POSSIBLE ? "\033[1;33m" : "\033[1;32m";
+        printf("Verdict: %s%s%s: %s\n", cli_color(stdout, col), word, cli_color_reset(stdout), explanation);
+        if (an[0].fp.quality < PROVSCAN_PDQ_MIN_QUALITY || an[1].fp.quality < PROVSCAN_PDQ_MIN_QUALITY)
+            printf("(an image has little structure, PDQ quality under %d: its hash alone proves little)\n",
+                   PROVSCAN_PDQ_MIN_QUALITY);
+        if (picture)
+            printf("Evidence: %s\n", picture);
     }
-    return EXIT_OK;
+    for (int i = 0; i < 2; i++)
+        provscan_analysis_free(&an[i]);
+    return failed ? EXIT_INPUT_FAILED : EXIT_OK;
 }

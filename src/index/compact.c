@@ -45,7 +45,8 @@ int ps_seg_builder_add(ps_seg_builder *b, const uint8_t code[32], int64_t id, ui
     }
     if (!feat) {
         feat_size = 0;
-        nwords = ndesc = 0;
+        if (!words)
+            nwords = ndesc = 0;
     }
     if (grow((void **)&b->feat, &b->feat_cap, b->feat_len + feat_size, 1) != 0 ||
         grow((void **)&b->words, &b->words_cap, b->words_len + nwords, sizeof *b->words) != 0)
@@ -61,6 +62,20 @@ int ps_seg_builder_add(ps_seg_builder *b, const uint8_t code[32], int64_t id, ui
     b->feat_len += feat_size;
     b->words_len += nwords;
     b->n++;
+    return 0;
+}
+
+int ps_seg_builder_add_shared(ps_seg_builder *b, const uint8_t code[32], int64_t id, uint8_t quality,
+                              size_t same_features_as, const uint32_t *words, uint32_t nwords, uint32_t ndesc)
+{
+    if (same_features_as >= b->n)
+        return -1;
+    ps_feat_entry shared = b->entries[same_features_as];
+    if (ps_seg_builder_add(b, code, id, quality, NULL, 0, words, nwords, ndesc) != 0)
+        return -1;
+    ps_feat_entry *e = &b->entries[b->n - 1];
+    e->data_offset = shared.data_offset;
+    e->data_size = shared.data_size;
     return 0;
 }
 

@@ -67,6 +67,10 @@ typedef struct ps_seg_builder {
  * ascending by word. Returns 0, or -1 when out of memory. */
 int ps_seg_builder_add(ps_seg_builder *b, const uint8_t code[32], int64_t id, uint8_t quality, const uint8_t *feat,
                        size_t feat_size, const uint32_t *words, uint32_t nwords, uint32_t ndesc);
+/* Appends a record whose serialised features are those of an earlier record of the same builder
+ * (same bytes, stored once): for synthetic corpora in scale benchmarks. */
+int ps_seg_builder_add_shared(ps_seg_builder *b, const uint8_t code[32], int64_t id, uint8_t quality,
+                              size_t same_features_as, const uint32_t *words, uint32_t nwords, uint32_t ndesc);
 void ps_seg_builder_free(ps_seg_builder *b);
 /* Writes the records as segment seq (with the inverted file and search tables built from them);
  * file_name receives the file's name inside the index. */

@@ -169,6 +169,28 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
     return found;
 }
 
+/* Local verification of a query against a work's features; regions: query in full-resolution
+ * pixels, work in the pixels of its features (scaled by the caller, who knows the work's size). */
+static void verify_features(const provscan_local *q, const ps_features *wf, ps_evidence *ev)
+{
+    ps_geo_match m;
+    if (ps_features_match(&q->f, wf, &m) != PROVSCAN_OK)
+        return;
+    ev->inliers = m.inliers;
+    ev->matches = m.matches;
+    ev->mirrored = m.mirrored;
+    ev->work_coverage = m.work_coverage;
+    ev->query_coverage = m.query_coverage;
+    double qs = q->f.width > 0 ? (double)q->source_width / q->f.width : 1;
+    for (int i = 0; i < 8; i++) {
+        ev->query_region[i] = (float)(m.query_poly[i] * qs);
+        ev->work_region[i] = m.work_poly[i];
+    }
+    ev->work_feat_width = wf->width;
+    ev->work_feat_height = wf->height;
+    ps_geo_match_free(&m);
+}
+
 void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, ps_evidence *ev)
 {
     ev->verified = 1;
@@ -184,23 +206,7 @@ void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_loca
     ps_features wf;
     if (ps_features_deserialize(data, e.data_size, &wf) != PROVSCAN_OK)
         return;
-    ps_geo_match m;
-    if (ps_features_match(&q->f, &wf, &m) == PROVSCAN_OK) {
-        ev->inliers = m.inliers;
-        ev->matches = m.matches;
-        ev->mirrored = m.mirrored;
-        ev->work_coverage = m.work_coverage;
-        ev->query_coverage = m.query_coverage;
-        /* regions in full-resolution pixels: features are in decoded pixels */
-        double qs = q->f.width > 0 ? (double)q->source_width / q->f.width : 1;
-        for (int i = 0; i < 8; i++) {
-            ev->query_region[i] = (float)(m.query_poly[i] * qs);
-            ev->work_region[i] = m.work_poly[i]; /* scaled by the caller, who knows the work's size */
-        }
-        ev->work_feat_width = wf.width;
-        ev->work_feat_height = wf.height;
-        ps_geo_match_free(&m);
-    }
+    verify_features(q, &wf, ev);
     ps_features_free(&wf);
 }
 
@@ -252,4 +258,47 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
     provscan_image_free(img[0]);
     provscan_image_free(img[1]);
     return st;
+}
+
+provscan_status provscan_compare_analyses(const provscan_analysis *query, const provscan_analysis *work,
+                                          provscan_match *out)
+{
+    if (!query || !work || !out)
+        return PROVSCAN_E_ARG;
+    memset(out, 0, sizeof *out);
+    ps_evidence ev;
+    memset(&ev, 0, sizeof ev);
+    /* as in a search: the query's 8 variants against the work as stored */
+    ev.distance = 257;
+    for (int t = 0; t < PROVSCAN_DIHEDRAL_COUNT; t++) {
+        int d = provscan_pdq_distance(&query->fp.pdq[t], &work->fp.pdq[0]);
+        if (d < ev.distance) {
+            ev.distance = d;
+            ev.transform = (provscan_dihedral)t;
+        }
+    }
+    ev.query_quality = query->fp.quality;
+    ev.work_quality = work->fp.quality;
+    if (query->local && work->local) {
+        ev.verified = 1;
+        verify_features(query->local, &work->local->f, &ev);
+    }
+    out->width = work->info.source_width;
+    out->height = work->info.source_height;
+    out->quality = work->fp.quality;
+    out->probability = ps_copy_probability(&ev);
+    out->kind = ps_copy_kind(&ev);
+    out->distance = ev.distance;
+    out->transform = ev.transform;
+    out->inliers = ev.inliers;
+    out->matches = ev.matches;
+    out->mirrored = ev.mirrored;
+    out->work_coverage = ev.work_coverage;
+    out->query_coverage = ev.query_coverage;
+    double ws = ev.work_feat_width > 0 ? (double)out->width / ev.work_feat_width : 1;
+    for (int i = 0; i < 8; i++) {
+        out->query_region[i] = ev.query_region[i];
+        out->work_region[i] = (float)(ev.work_region[i] * ws);
+    }
+    return PROVSCAN_OK;
 }

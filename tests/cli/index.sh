@@ -99,6 +99,15 @@ pyjson scan_partial 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["mat
 pyjson scan_partial '0.1 < objs[0]["matches"][0]["evidence"]["local"]["work_coverage"] < 0.3'
 pyjson scan_partial 'all(470 <= x <= 1080 and 230 <= y <= 690 for x, y in objs[0]["matches"][0]["evidence"]["local"]["work_region"])'
 pyjson scan_partial 'objs[0]["evidence_picture"] is not None and open(objs[0]["evidence_picture"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"'
+run compare_partial 0 "$P" compare --json --evidence "$W/crop-evidence.png" "$W/q/bridge-crop.jpg" "$W/corpus/a/bridge.jpg"
+pyjson compare_partial 'objs[0]["kind"] == "partial" and objs[0]["verdict"] in ("match", "possible")'
+pyjson compare_partial 'objs[0]["local"]["inliers"] >= 12 and 0.1 < objs[0]["local"]["work_coverage"] < 0.3'
+pyjson compare_partial 'open(objs[0]["evidence_picture"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"'
+run compare_partial_text 0 "$P" compare "$W/q/bridge-crop.jpg" "$W/corpus/a/bridge.jpg"
+expect_in compare_partial_text out "Local features [0-9]* verified matches"
+expect_in compare_partial_text out "copy part of B"
+run compare_evidence_bad 1 "$P" compare --evidence "$W/no/such/dir/x.png" "$W/q/bridge-crop.jpg" "$W/corpus/a/bridge.jpg"
+expect_in compare_evidence_bad err "evidence picture not written"
 rm -f "$W/q/bridge-crop.jpg"
 run scan_list 0 "$P" scan --json --top 4 --max-distance 256 "$I" "$W/q/unrelated.png"
 pyjson scan_list 'len(objs[0]["matches"]) == 4 and all(m["verdict"] == "none" for m in objs[0]["matches"])'
