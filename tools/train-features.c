@@ -124,30 +124,12 @@ static void random_homography(int w, int h, double *H)
             H[3 * r + k] = P[3 * r] * A[k] + P[3 * r + 1] * A[3 + k] + P[3 * r + 2] * A[6 + k];
 }
 
-static int invert3(const double *m, double *o)
-{
-    double d = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
-               m[2] * (m[3] * m[7] - m[4] * m[6]);
-    if (fabs(d) < 1e-15)
-        return 0;
-    o[0] = (m[4] * m[8] - m[5] * m[7]) / d;
-    o[1] = (m[2] * m[7] - m[1] * m[8]) / d;
-    o[2] = (m[1] * m[5] - m[2] * m[4]) / d;
-    o[3] = (m[5] * m[6] - m[3] * m[8]) / d;
-    o[4] = (m[0] * m[8] - m[2] * m[6]) / d;
-    o[5] = (m[2] * m[3] - m[0] * m[5]) / d;
-    o[6] = (m[3] * m[7] - m[4] * m[6]) / d;
-    o[7] = (m[1] * m[6] - m[0] * m[7]) / d;
-    o[8] = (m[0] * m[4] - m[1] * m[3]) / d;
-    return 1;
-}
-
 /* Warps grey (w x h) by H (source -> destination) into a w x h picture, bilinear; outside -> fill. */
 static uint8_t *warp(const uint8_t *g, int w, int h, const double *H, int fill)
 {
     double Hi[9];
     uint8_t *o = malloc((size_t)w * h);
-    if (!o || !invert3(H, Hi)) {
+    if (!o || !ps_mat3_invert(H, Hi)) {
         free(o);
         return NULL;
     }

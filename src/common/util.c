@@ -27,6 +27,17 @@ static void crc_init(void)
             crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xFF];
 }
 
+uint64_t ps_fnv1a64(const void *data, size_t size)
+{
+    const uint8_t *p = data;
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < size; i++) {
+        h ^= p[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
 /* Slicing-by-8: eight table look-ups per 8 bytes, about 1-2 GB/s, enough for checksumming files
  * that are read from disk anyway. */
 uint32_t ps_crc32c(uint32_t crc, const void *data, size_t size)

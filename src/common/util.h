@@ -7,6 +7,8 @@
 
 /* CRC-32C (Castagnoli) of data, continuing from crc (start with 0). */
 uint32_t ps_crc32c(uint32_t crc, const void *data, size_t size);
+/* 64-bit FNV-1a of data: the checksum of model files and serialised features. */
+uint64_t ps_fnv1a64(const void *data, size_t size);
 
 /* SHA-256 of data into out[32]. Returns 0, or -1 if the crypto library fails. */
 int ps_sha256(const void *data, size_t size, uint8_t out[32]);

@@ -148,15 +148,14 @@ provscan_status ps_vocab_serialize(const ps_vocab_tree *t, uint8_t **out, size_t
  * Internals shared with the training tool and the tests.
  * ------------------------------------------------------------------------------------------- */
 
-/* 64-bit FNV-1a, the model files' checksum. */
-uint64_t ps_fnv1a64(const void *data, size_t size);
-
 /* Grey working image: the input converted to grey and resized so its longer side is
  * PS_WORK_SIDE (upscaling at most 2x; very elongated pictures keep a shorter side of 160 where
  * possible). *scale = working pixels per input pixel. */
 #define PS_WORK_SIDE 640
 /* Working pixels per input pixel for a w x h picture (also used to normalise match thresholds). */
 double ps_features_work_scale(int w, int h);
+/* Inverse of a 3x3 matrix (row-major); 0 when it is singular. */
+int ps_mat3_invert(const double *m, double *o);
 provscan_status ps_features_working_grey(const provscan_image *img, uint8_t **grey, int *w, int *h, float *scale);
 
 /* Extraction on an already grey working-size image (scale = working pixels per output pixel). */

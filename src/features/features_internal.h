@@ -2,6 +2,7 @@
 #ifndef PROVSCAN_FEATURES_INTERNAL_H
 #define PROVSCAN_FEATURES_INTERNAL_H
 
+#include "common/util.h"
 #include "features/features.h"
 
 #define PS_PATCH_RADIUS 15 /* pattern points and the orientation disc lie within this radius */

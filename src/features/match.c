@@ -62,7 +62,7 @@ static int project(const double *h, double x, double y, double *ox, double *oy, 
 
 /* Is match m consistent with model h within tau_mul * m->tau (position), and are its keypoints'
  * orientation and scale what the model predicts locally? Returns the squared error or -1. */
-static double consistent(const double *h, const mt *m, double tau)
+static inline __attribute__((always_inline)) double consistent(const double *h, const mt *m, double tau)
 {
     /* Position first: most matches fail it, and it needs no Jacobian. */
     double X = h[0] * m->qx + h[1] * m->qy + h[2], Y = h[3] * m->qx + h[4] * m->qy + h[5];
@@ -651,7 +651,7 @@ static int map_poly(const double *h, poly *p)
     return p->n >= 3;
 }
 
-static int invert3(const double *m, double *o)
+int ps_mat3_invert(const double *m, double *o)
 {
     double d = m[0] * (m[4] * m[8] - m[5] * m[7]) - m[1] * (m[3] * m[8] - m[5] * m[6]) +
                m[2] * (m[3] * m[7] - m[4] * m[6]);
@@ -704,7 +704,7 @@ void ps_match_set_region(ps_geo_match *out, int qw, int qh, int ww, int wh, doub
     out->work_coverage = out->query_coverage = 0;
     memset(out->query_poly, 0, sizeof out->query_poly);
     memset(out->work_poly, 0, sizeof out->work_poly);
-    if (!invert3(out->H, Hi))
+    if (!ps_mat3_invert(out->H, Hi))
         return;
     poly pq = {4, {0, qw, qw, 0}, {0, 0, qh, qh}};
     clip_rect(&pq, x0, y0, x1, y1);
@@ -821,7 +821,7 @@ provscan_status ps_features_match(const ps_features *query, const ps_features *w
         for (int i = 0; i < 9; i++)
             H[i] /= H[8];
         double Hi[9];
-        if (invert3(H, Hi)) {
+        if (ps_mat3_invert(H, Hi)) {
             out->inliers = v->inliers;
             memcpy(out->H, H, sizeof H);
             out->pairs = malloc(sizeof(float) * 4 * (size_t)v->inliers);

@@ -15,17 +15,6 @@
 #define HDR 24
 #define MAX_MODEL_BYTES (64u << 20)
 
-uint64_t ps_fnv1a64(const void *data, size_t size)
-{
-    const uint8_t *p = data;
-    uint64_t h = 0xcbf29ce484222325ull;
-    for (size_t i = 0; i < size; i++) {
-        h ^= p[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
 static provscan_status check_header(const uint8_t *data, size_t size, const char *name, const char *magic,
                                     uint32_t version, const uint8_t **payload, size_t *psize, provscan_error *err)
 {

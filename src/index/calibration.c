@@ -1,6 +1,7 @@
 /* calibration.c — parsing, formatting and applying the calibrated copy-probability model. */
 #include "index/calibration.h"
 #include "common/error.h"
+#include "common/util.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -17,16 +18,6 @@ const char *const ps_calibration_feature_names[PS_FEAT_COUNT] = {"pdq_similarity
 extern const unsigned char ps_builtin_calibration[];
 extern const size_t ps_builtin_calibration_size;
 
-static uint64_t fnv1a64(const char *p, size_t n)
-{
-    uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) {
-        h ^= (unsigned char)p[i];
-        h *= 1099511628211ull;
-    }
-    return h;
-}
-
 provscan_status ps_calibration_parse(const char *text, size_t size, const char *name, ps_calibration *out,
                                      provscan_error *err)
 {
@@ -41,7 +32,7 @@ provscan_status ps_calibration_parse(const char *text, size_t size, const char *
     char hex[17] = {0};
     memcpy(hex, sum + 9, (size_t)(text + size - sum - 9) < 16 ? (size_t)(text + size - sum - 9) : 16);
     char want[17];
-    snprintf(want, sizeof want, "%016llx", (unsigned long long)fnv1a64(text, (size_t)(sum - text)));
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)ps_fnv1a64(text, (size_t)(sum - text)));
     if (strcmp(hex, want) != 0)
         return ps_fail(err, PROVSCAN_E_INDEX, "%s: calibration model checksum mismatch", name);
     int have_magic = 0, version = 0, have_bias[2] = {0}, have[PS_FEAT_COUNT] = {0};
@@ -86,6 +77,12 @@ provscan_status ps_calibration_parse(const char *text, size_t size, const char *
     for (int f = 0; f < PS_FEAT_COUNT; f++)
         if (!have[f] || !have_bias[0] || !have_bias[1])
             return ps_fail(err, PROVSCAN_E_INDEX, "%s: calibration model lacks a weight", name);
+    /* NaN or infinite weights would turn every score into NaN or a certainty */
+    int finite = isfinite(out->global_bias) && isfinite(out->local_bias);
+    for (int f = 0; f < PS_FEAT_COUNT; f++)
+        finite = finite && isfinite(out->weight[f]);
+    if (!finite)
+        return ps_fail(err, PROVSCAN_E_INDEX, "%s: calibration model has a weight that is not a finite number", name);
     return PROVSCAN_OK;
 }
 
@@ -104,7 +101,7 @@ char *ps_calibration_format(const ps_calibration *m, const char *trained_on)
                       m->weight[f]);
     char *out = malloc((size_t)n + 32);
     if (out)
-        snprintf(out, (size_t)n + 32, "%schecksum %016llx\n", body, (unsigned long long)fnv1a64(body, (size_t)n));
+        snprintf(out, (size_t)n + 32, "%schecksum %016llx\n", body, (unsigned long long)ps_fnv1a64(body, (size_t)n));
     return out;
 }
 

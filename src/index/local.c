@@ -124,8 +124,8 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
         if (!off || !post || !entries || n == 0)
             continue;
         uint32_t nv = (uint32_t)(noff / 4 - 1);
-        /* Word overlap per record and orientation, and the records touched (so the pass costs the
-         * postings read, not the segment size). */
+        /* Word overlap per record and orientation (side by side: one cache line per posting), and
+         * the records touched (so the pass costs the postings read, not the segment size). */
         uint16_t *acc = calloc(2 * n, sizeof *acc);
         uint32_t *touched = malloc(n * sizeof *touched);
         size_t ntouched = 0;
@@ -135,7 +135,6 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
             continue;
         }
         for (int o = 0; o < 2; o++) {
-            uint16_t *a = acc + (size_t)o * n;
             for (int i = 0; i < q->nwords[o]; i++) {
                 uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
                 if (w >= nv)
@@ -144,15 +143,17 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                     uint32_t r = post[p] >> 8, tr = post[p] & 0xFF;
                     if (r >= n)
                         continue; /* damaged postings: ignore rather than read out of bounds */
-                    if (acc[r] == 0 && acc[n + r] == 0)
+                    uint16_t *a = acc + 2 * (size_t)r;
+                    if (a[0] == 0 && a[1] == 0)
                         touched[ntouched++] = r;
-                    a[r] = (uint16_t)(a[r] + (tq < tr ? tq : tr));
+                    a[o] = (uint16_t)(a[o] + (tq < tr ? tq : tr));
                 }
             }
         }
         for (size_t t = 0; t < ntouched; t++) {
             uint32_t r = touched[t];
-            unsigned shared = acc[r] > acc[n + r] ? acc[r] : acc[n + r];
+            const uint16_t *a = acc + 2 * (size_t)r;
+            unsigned shared = a[0] > a[1] ? a[0] : a[1];
             double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
             float score = (float)(shared / norm);
             if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))

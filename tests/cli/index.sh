@@ -204,8 +204,9 @@ run batch_exists 2 "$P" batch "$I2" --input "$W/list.txt" --output "$W/exists.js
 expect_in batch_exists err "already exists"
 "$P" batch --jobs 1 --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl" &
 pid=$!
-# kill -9 as soon as the first pass is on disk, mid-job
-for _ in $(seq 1 600); do [ -s "$W/out.jsonl" ] && break; sleep 0.02; done
+# kill -9 as soon as the first pass is on disk, mid-job (a wait, not a time limit: sanitizer builds
+# take many seconds over a pass)
+for _ in $(seq 1 12000); do [ -s "$W/out.jsonl" ] && break; sleep 0.02; done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
 done_before=$(wc -l <"$W/out.jsonl")

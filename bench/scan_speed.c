@@ -1,0 +1,224 @@
+/* scan_speed.c — where a scan's time goes against a corpus index: analysis, global stage, retrieval, verification. */
+#include <dirent.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+
+#include "common/util.h"
+#include "index/index_internal.h"
+#include "index/local.h"
+#include "provscan.h"
+
+/* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]
+ *
+ * Per query, one thread, in this order: provscan_analyze_file with local features (decode, PDQ over 8
+ * variants, features, visual words); provscan_index_search with the global stage only; the candidate
+ * retrieval of the local stage alone (ps_local_retrieve over every segment, as the search calls it);
+ * provscan_index_search with both stages. Verification and scoring = full search - global - retrieval.
+ * Then the whole set as one batch (what `provscan batch` does) with 1 and T threads: analysis and
+ * search throughput. Prints medians, 95th percentiles and the single-core pipeline rate, and the
+ * process's peak RSS. Each query's stages run back to back, so caches are as warm as in a real scan
+ * of many images; the index's pages are read once before timing (a corpus index in use is cached). */
+
+static int cmp_double(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+static double quantile(double *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, cmp_double);
+    return n ? v[(size_t)fmin((double)n - 1, floor(q * (double)n))] : 0;
+}
+
+static double seconds(void)
+{
+    return (double)ps_now_ns() / 1e9;
+}
+
+static double sum(const double *v, size_t n)
+{
+    double s = 0;
+    for (size_t i = 0; i < n; i++)
+        s += v[i];
+    return s;
+}
+
+int main(int argc, char **argv)
+{
+    const char *index = NULL, *dir = NULL;
+    long limit = 0;
+    int jobs = omp_get_num_procs();
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--limit") && i + 1 < argc)
+            limit = atol(argv[++i]);
+        else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
+            jobs = atoi(argv[++i]);
+        else if (!index)
+            index = argv[i];
+        else
+            dir = argv[i];
+    }
+    if (!index || !dir) {
+        fprintf(stderr, "usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]\n");
+        return 2;
+    }
+    provscan_error err;
+    provscan_init(&err);
+    DIR *d = opendir(dir);
+    if (!d) {
+        perror(dir);
+        return 2;
+    }
+    char **paths = NULL;
+    size_t np = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) && (limit <= 0 || (long)np < limit)) {
+        size_t l = strlen(e->d_name);
+        if (e->d_name[0] == '.' || l < 4 || (strcmp(e->d_name + l - 4, ".jpg") && strcmp(e->d_name + l - 4, ".png")))
+            continue;
+        paths = realloc(paths, (np + 1) * sizeof *paths);
+        paths[np] = malloc(strlen(dir) + l + 2);
+        sprintf(paths[np], "%s/%s", dir, e->d_name);
+        np++;
+    }
+    closedir(d);
+
+    double t0 = seconds();
+    provscan_index *idx;
+    if (provscan_index_open(index, 0, &idx, &err) != PROVSCAN_OK || provscan_index_prepare(idx, &err) != PROVSCAN_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    double t_open = seconds() - t0;
+    provscan_index_stats info;
+    if (provscan_index_info(idx, &info, &err) != PROVSCAN_OK) {
+        fprintf(stderr, "%s\n", err.message);
+        return 1;
+    }
+    ps_view view = {0};
+    view.n = idx->snap.n;
+    view.segs = calloc(view.n + 1, sizeof *view.segs);
+    view.mih = calloc(view.n + 1, sizeof *view.mih);
+    view.tombstones = calloc(view.n + 1, sizeof *view.tombstones);
+    view.shard = calloc(view.n + 1, sizeof *view.shard);
+    volatile uint64_t touch = 0;
+    for (size_t s = 0; s < view.n; s++) {
+        view.segs[s] = &idx->snap.segs[s];
+        view.mih[s] = idx->snap.mih[s];
+        view.tombstones[s] = &idx->snap.tombstones;
+        /* read every page once: the timings are of a cached index, not of the disk */
+        const uint8_t *base = idx->snap.segs[s].map;
+        for (size_t off = 0; off < idx->snap.segs[s].map_size; off += 4096)
+            touch += base[off];
+    }
+
+    provscan_analysis *a = calloc(np, sizeof *a);
+    const char **qpath = calloc(np, sizeof *qpath); /* of the readable queries */
+    double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_re = calloc(np, sizeof *t_re),
+           *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
+    ps_local_candidate cands[64];
+    size_t n = 0, flagged = 0;
+    for (size_t i = 0; i < np; i++) {
+        double s0 = seconds();
+        if (provscan_analyze_file(paths[i], 0, 1, &a[n], &err) != PROVSCAN_OK) {
+            fprintf(stderr, "scan_speed: %s\n", err.message);
+            continue;
+        }
+        double s1 = seconds();
+        provscan_search_options g = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = 1, .local = 0};
+        provscan_results r;
+        if (provscan_index_search(idx, &a[n], 1, &g, &r, &err) != PROVSCAN_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        provscan_results_free(&r);
+        double s2 = seconds();
+        if (a[n].local)
+            ps_local_retrieve(&view, a[n].local, 48, cands);
+        double s3 = seconds();
+        provscan_search_options f = g;
+        f.local = 1;
+        f.min_probability = 0.025;
+        if (provscan_index_search(idx, &a[n], 1, &f, &r, &err) != PROVSCAN_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        flagged += r.count[0] > 0 && r.match[0][0].probability >= PROVSCAN_MATCH_PROBABILITY;
+        provscan_results_free(&r);
+        double s4 = seconds();
+        qpath[n] = paths[i];
+        t_an[n] = s1 - s0;
+        t_gl[n] = s2 - s1;
+        t_re[n] = s3 - s2;
+        t_full[n] = s4 - s3;
+        t_ver[n] = fmax(0, t_full[n] - t_gl[n] - t_re[n]);
+        t_pipe[n] = t_an[n] + t_full[n];
+        n++;
+    }
+    if (n == 0) {
+        fprintf(stderr, "scan_speed: no readable queries in %s\n", dir);
+        return 1;
+    }
+    double total_pipe = sum(t_pipe, n), total_an = sum(t_an, n), total_full = sum(t_full, n);
+
+    /* The batch path: all analyses, then one search call (1 thread, then T threads). */
+    double rate_an[2], rate_search[2];
+    int threads[2] = {1, jobs};
+    for (int k = 0; k < 2; k++) {
+        provscan_analysis *b = calloc(n, sizeof *b);
+        double b0 = seconds();
+#pragma omp parallel for schedule(dynamic, 1) num_threads(threads[k])
+        for (size_t i = 0; i < n; i++) {
+            provscan_error e2;
+            provscan_analyze_file(qpath[i], 0, 1, &b[i], &e2);
+        }
+        double b1 = seconds();
+        provscan_search_options f = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = threads[k],
+                                     .local = 1, .min_probability = 0.025};
+        provscan_results r;
+        if (provscan_index_search(idx, b, n, &f, &r, &err) != PROVSCAN_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        double b2 = seconds();
+        provscan_results_free(&r);
+        rate_an[k] = (double)n / (b1 - b0);
+        rate_search[k] = (double)n / (b2 - b1);
+        for (size_t i = 0; i < n; i++)
+            provscan_analysis_free(&b[i]);
+        free(b);
+    }
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    printf("index %s: %llu works, %.1f MB on disk, opened and mapped in %.3f s\n", index,
+           (unsigned long long)info.works, (double)info.bytes / 1e6, t_open);
+    printf("queries: %zu from %s (%zu flagged at p >= %.1f)\n\n", n, dir, flagged, PROVSCAN_MATCH_PROBABILITY);
+    printf("per query, 1 thread         median ms    p95 ms   share of pipeline\n");
+    const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 8 variants)",
+                           "local retrieval (visual words)", "verification and scoring", "search, both stages",
+                           "pipeline (analysis + search)"};
+    double *cols[] = {t_an, t_gl, t_re, t_ver, t_full, t_pipe};
+    double totals[] = {total_an, sum(t_gl, n), sum(t_re, n), sum(t_ver, n), total_full, total_pipe};
+    for (int c = 0; c < 6; c++) {
+        double *copy = malloc(n * sizeof *copy);
+        memcpy(copy, cols[c], n * sizeof *copy);
+        printf("  %-36s %8.2f  %8.2f   %5.1f %%\n", names[c], 1e3 * quantile(copy, n, 0.5), 1e3 * quantile(copy, n, 0.95),
+               100 * totals[c] / total_pipe);
+        free(copy);
+    }
+    printf("\nsingle-core pipeline: %.1f queries/s (search alone %.1f queries/s)\n", (double)n / total_pipe,
+           (double)n / total_full);
+    printf("batch, 1 thread:  analysis %.1f q/s, search %.1f q/s\n", rate_an[0], rate_search[0]);
+    printf("batch, %d threads: analysis %.1f q/s, search %.1f q/s\n", jobs, rate_an[1], rate_search[1]);
+    printf("peak RSS %.1f MB\n", (double)ru.ru_maxrss / 1024);
+    for (size_t i = 0; i < n; i++)
+        provscan_analysis_free(&a[i]);
+    provscan_index_close(idx);
+    return touch == 1 ? 3 : 0;
+}
