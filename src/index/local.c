@@ -13,6 +13,8 @@
  * words of 500 x 500 descriptors over a 64k vocabulary, 0.008); partial copies can share as few as
  * 5-10 words, because only a quarter to a half of the true matching pairs land in the same leaf. */
 #define PS_RETRIEVE_MIN_SCORE 0.01f
+/* records per accumulator block: 2 x 2 bytes each, 256 KiB, within a core's L2 */
+#define RETRIEVE_BLOCK 65536
 
 provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height,
                                     provscan_local **out)
@@ -124,47 +126,63 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
         if (!off || !post || !entries || n == 0)
             continue;
         uint32_t nv = (uint32_t)(noff / 4 - 1);
-        /* Word overlap per record and orientation (side by side: one cache line per posting), and
-         * the records touched (so the pass costs the postings read, not the segment size). */
-        uint16_t *acc = calloc(2 * n, sizeof *acc);
-        uint32_t *touched = malloc(n * sizeof *touched);
-        size_t ntouched = 0;
-        if (!acc || !touched) {
+        /* Word overlap per record and orientation (side by side), over blocks of records small enough
+         * for the accumulators to stay in cache: each word's postings ascend by record, so a cursor per
+         * query word walks its list once over all blocks. */
+        size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
+        int nlists = q->nwords[0] + q->nwords[1];
+        uint16_t *acc = aligned_alloc(4, 4 * block); /* pairs, also read as one uint32_t each */
+        uint32_t *cursor = malloc(((size_t)nlists + 1) * sizeof *cursor);
+        if (!acc || !cursor) {
             free(acc);
-            free(touched);
+            free(cursor);
             continue;
         }
-        for (int o = 0; o < 2; o++) {
-            for (int i = 0; i < q->nwords[o]; i++) {
-                uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
-                if (w >= nv)
-                    continue;
-                for (uint32_t p = off[w]; p < off[w + 1]; p++) {
-                    uint32_t r = post[p] >> 8, tr = post[p] & 0xFF;
-                    if (r >= n)
-                        continue; /* damaged postings: ignore rather than read out of bounds */
-                    uint16_t *a = acc + 2 * (size_t)r;
-                    if (a[0] == 0 && a[1] == 0)
-                        touched[ntouched++] = r;
-                    a[o] = (uint16_t)(a[o] + (tq < tr ? tq : tr));
+        memset(acc, 0, 4 * block);
+        for (int o = 0, l = 0; o < 2; o++)
+            for (int i = 0; i < q->nwords[o]; i++, l++) {
+                uint32_t w = q->words[o][i] >> 8;
+                cursor[l] = w < nv ? off[w] : 0;
+            }
+        for (size_t b0 = 0; b0 < n; b0 += block) {
+            size_t b1 = n - b0 < block ? n : b0 + block;
+            for (int o = 0, l = 0; o < 2; o++)
+                for (int i = 0; i < q->nwords[o]; i++, l++) {
+                    uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
+                    if (w >= nv)
+                        continue;
+                    uint32_t p = cursor[l], end = off[w + 1];
+                    for (; p < end; p++) {
+                        uint32_t r = post[p] >> 8, tr = post[p] & 0xFF;
+                        if (r >= b1)
+                            break;
+                        if (r < b0)
+                            continue; /* damaged postings (out of order): ignore rather than misread */
+                        acc[2 * (r - b0) + (unsigned)o] += (uint16_t)(tq < tr ? tq : tr);
+                    }
+                    cursor[l] = p;
                 }
+            /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
+            uint32_t *pair = (uint32_t *)acc;
+            for (size_t t = 0; t < b1 - b0; t++) {
+                if (!pair[t])
+                    continue;
+                uint16_t *a = acc + 2 * t;
+                uint32_t r = (uint32_t)(b0 + t);
+                unsigned shared = a[0] > a[1] ? a[0] : a[1];
+                pair[t] = 0; /* ready for the next block */
+                double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
+                float score = (float)(shared / norm);
+                if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
+                    continue;
+                uint64_t key = 0;
+                for (int b = 0; b < 8; b++)
+                    key = key << 8 | codes[(size_t)r * 32 + b];
+                heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, key});
             }
         }
-        for (size_t t = 0; t < ntouched; t++) {
-            uint32_t r = touched[t];
-            const uint16_t *a = acc + 2 * (size_t)r;
-            unsigned shared = a[0] > a[1] ? a[0] : a[1];
-            double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
-            float score = (float)(shared / norm);
-            if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
-                continue;
-            uint64_t key = 0;
-            for (int b = 0; b < 8; b++)
-                key = key << 8 | codes[(size_t)r * 32 + b];
-            heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, key});
-        }
         free(acc);
-        free(touched);
+        free(cursor);
     }
     qsort(out, found, sizeof *out, best_first);
     return found;
