@@ -485,6 +485,21 @@ static void test_serialize(void **state)
     ps_wr64(c + 24, ps_fnv1a64(c + 32, n - 32));
     assert_int_equal(ps_features_deserialize(c, n, &g), PROVSCAN_E_CORRUPT);
     assert_int_not_equal(ps_features_deserialize(NULL, 0, &g), PROVSCAN_OK);
+    /* The index's reader (checksum covered by the segment's CRCs) skips only the checksum: a flipped
+     * descriptor bit reads, while every structural check above still refuses. */
+    memcpy(c, b, n);
+    c[32] ^= 1;
+    assert_int_equal(ps_features_deserialize(c, n, &g), PROVSCAN_E_CORRUPT);
+    assert_int_equal(ps_features_deserialize_covered(c, n, &g), PROVSCAN_OK);
+    ps_features_free(&g);
+    for (size_t cut = 0; cut < n; cut += 1 + cut / 3)
+        assert_int_not_equal(ps_features_deserialize_covered(b, cut, &g), PROVSCAN_OK);
+    memcpy(c, b, n);
+    ps_wrf32(c + 32 + 32 * (size_t)f.n, 1e9f);
+    assert_int_equal(ps_features_deserialize_covered(c, n, &g), PROVSCAN_E_CORRUPT);
+    memcpy(c, b, n);
+    ps_wr32(c + 16, 0xFFFFFFFFu);
+    assert_int_equal(ps_features_deserialize_covered(c, n, &g), PROVSCAN_E_CORRUPT);
     free(c);
     free(b);
     ps_features_free(&f);

@@ -75,6 +75,10 @@ void ps_features_free(ps_features *f);
 size_t ps_features_serialized_size(const ps_features *f);
 void ps_features_serialize(const ps_features *f, uint8_t *out);
 provscan_status ps_features_deserialize(const uint8_t *data, size_t size, ps_features *out);
+/* The same without the payload checksum, for bytes another checksum already covers (an index
+ * segment's section CRCs): the structure is still validated in full, so damage cannot lead to a
+ * read out of bounds, only to features that match nothing. */
+provscan_status ps_features_deserialize_covered(const uint8_t *data, size_t size, ps_features *out);
 
 /* ---------------------------------------------------------------------------------------------
  * Matching and geometric verification.

@@ -48,7 +48,7 @@ void ps_features_serialize(const ps_features *f, uint8_t *out)
     ps_wr64(out + 24, ps_fnv1a64(out + FT_HDR, n * (PS_DESC_BYTES + FT_KP)));
 }
 
-provscan_status ps_features_deserialize(const uint8_t *data, size_t size, ps_features *out)
+static provscan_status deserialize(const uint8_t *data, size_t size, int check_sum, ps_features *out)
 {
     if (!out)
         return PROVSCAN_E_ARG;
@@ -64,7 +64,7 @@ provscan_status ps_features_deserialize(const uint8_t *data, size_t size, ps_fea
         return PROVSCAN_E_CORRUPT;
     if (size != FT_HDR + (size_t)n * (PS_DESC_BYTES + FT_KP))
         return PROVSCAN_E_CORRUPT;
-    if (ps_fnv1a64(data + FT_HDR, size - FT_HDR) != ps_rd64(data + 24))
+    if (check_sum && ps_fnv1a64(data + FT_HDR, size - FT_HDR) != ps_rd64(data + 24))
         return PROVSCAN_E_CORRUPT;
     out->width = (int)w;
     out->height = (int)h;
@@ -98,4 +98,14 @@ provscan_status ps_features_deserialize(const uint8_t *data, size_t size, ps_fea
     }
     out->n = (int)n;
     return PROVSCAN_OK;
+}
+
+provscan_status ps_features_deserialize(const uint8_t *data, size_t size, ps_features *out)
+{
+    return deserialize(data, size, 1, out);
+}
+
+provscan_status ps_features_deserialize_covered(const uint8_t *data, size_t size, ps_features *out)
+{
+    return deserialize(data, size, 0, out);
 }
