@@ -1,4 +1,4 @@
-/* scan_speed.c — where a scan's time goes against a corpus index: analysis, global stage, retrieval, verification. */
+/* scan_speed.c — where a scan's time goes against a corpus index: analysis, global stage, candidates, verification. */
 #include <dirent.h>
 #include <math.h>
 #include <omp.h>
@@ -15,9 +15,12 @@
 /* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]
  *
  * Per query, one thread, in this order: provscan_analyze_file with local features (decode, PDQ over 8
- * variants, features, visual words); provscan_index_search with the global stage only; the candidate
+ * variants, features, visual words); provscan_index_search with the global stage only; the same for
+ * the nearest works by PDQ (the local stage's second source of candidates: one brute-force pass, timed
+ * here through a global search for the nearest 16); the candidate
  * retrieval of the local stage alone (ps_local_retrieve over every segment, as the search calls it);
- * provscan_index_search with both stages. Verification and scoring = full search - global - retrieval.
+ * provscan_index_search with both stages. Verification and scoring = full search - global - nearest
+ * - retrieval.
  * Then the whole set as one batch (what `provscan batch` does) with 1 and T threads: analysis and
  * search throughput. Prints medians, 95th percentiles and the single-core pipeline rate, and the
  * process's peak RSS. Each query's stages run back to back, so caches are as warm as in a real scan
@@ -119,7 +122,7 @@ int main(int argc, char **argv)
 
     provscan_analysis *a = calloc(np, sizeof *a);
     const char **qpath = calloc(np, sizeof *qpath); /* of the readable queries */
-    double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_re = calloc(np, sizeof *t_re),
+    double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_nn = calloc(np, sizeof *t_nn), *t_re = calloc(np, sizeof *t_re),
            *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
     ps_local_candidate cands[64];
     size_t n = 0, flagged = 0;
@@ -133,6 +136,13 @@ int main(int argc, char **argv)
         provscan_search_options g = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = 1, .local = 0};
         provscan_results r;
         if (provscan_index_search(idx, &a[n], 1, &g, &r, &err) != PROVSCAN_OK) {
+            fprintf(stderr, "%s\n", err.message);
+            return 1;
+        }
+        provscan_results_free(&r);
+        double s2n = seconds();
+        provscan_search_options nn = {.top_k = 8, .max_distance = 256, .jobs = 1, .local = 0};
+        if (provscan_index_search(idx, &a[n], 1, &nn, &r, &err) != PROVSCAN_OK) {
             fprintf(stderr, "%s\n", err.message);
             return 1;
         }
@@ -153,10 +163,11 @@ int main(int argc, char **argv)
         double s4 = seconds();
         qpath[n] = paths[i];
         t_an[n] = s1 - s0;
-        t_gl[n] = s2 - s1;
+        t_gl[n] = s2n - s1;
+        t_nn[n] = s2 - s2n;
         t_re[n] = s3 - s2;
         t_full[n] = s4 - s3;
-        t_ver[n] = fmax(0, t_full[n] - t_gl[n] - t_re[n]);
+        t_ver[n] = fmax(0, t_full[n] - t_gl[n] - t_nn[n] - t_re[n]);
         t_pipe[n] = t_an[n] + t_full[n];
         n++;
     }
@@ -201,11 +212,11 @@ int main(int argc, char **argv)
     printf("queries: %zu from %s (%zu flagged at p >= %.1f)\n\n", n, dir, flagged, PROVSCAN_MATCH_PROBABILITY);
     printf("per query, 1 thread         median ms    p95 ms   share of pipeline\n");
     const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 8 variants)",
-                           "local retrieval (visual words)", "verification and scoring", "search, both stages",
-                           "pipeline (analysis + search)"};
-    double *cols[] = {t_an, t_gl, t_re, t_ver, t_full, t_pipe};
-    double totals[] = {total_an, sum(t_gl, n), sum(t_re, n), sum(t_ver, n), total_full, total_pipe};
-    for (int c = 0; c < 6; c++) {
+                           "nearest by PDQ (brute-force pass)", "local retrieval (visual words)",
+                           "verification and scoring", "search, both stages", "pipeline (analysis + search)"};
+    double *cols[] = {t_an, t_gl, t_nn, t_re, t_ver, t_full, t_pipe};
+    double totals[] = {total_an, sum(t_gl, n), sum(t_nn, n), sum(t_re, n), sum(t_ver, n), total_full, total_pipe};
+    for (int c = 0; c < 7; c++) {
         double *copy = malloc(n * sizeof *copy);
         memcpy(copy, cols[c], n * sizeof *copy);
         printf("  %-36s %8.2f  %8.2f   %5.1f %%\n", names[c], 1e3 * quantile(copy, n, 0.5), 1e3 * quantile(copy, n, 0.95),

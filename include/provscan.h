@@ -348,8 +348,8 @@ typedef struct provscan_results {
 } provscan_results;
 
 /* Searches the index for nq analysed queries: the global stage (PDQ over all 8 rotations and
- * mirrors of each query) and, with opts->local, the local stage (visual-word retrieval, then
- * geometric verification of local features). Matches are ordered by probability, then PDQ
+ * mirrors of each query) and, with opts->local, the local stage (candidates by visual words and the
+ * nearest works by PDQ, then geometric verification of local features). Matches are ordered by probability, then PDQ
  * distance, then path: an order that does not depend on how works are spread over shards, so the
  * results of shards merge into those of one index. */
 PROVSCAN_API provscan_status provscan_index_search(provscan_index *idx, const provscan_analysis *queries,

@@ -11,9 +11,11 @@
 #include <omp.h>
 
 /* Candidates kept from the global stage per query (beyond top_k, so that the local stage and the
- * probability can reorder them), and works retrieved by visual words and verified per query: 48
- * verifications cost about 10 ms on one core, the local stage's budget per query. */
+ * probability can reorder them); the nearest works by PDQ, however far, that the local stage
+ * verifies; and works retrieved by visual words and verified per query: 48 verifications cost
+ * about 10 ms on one core, the local stage's budget per query. */
 #define GLOBAL_KEEP 16
+#define LOCAL_PDQ_NEAREST 8
 #define LOCAL_CANDIDATES 48
 
 typedef struct cand {
@@ -234,20 +236,31 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     out->count = calloc(nq ? nq : 1, sizeof *out->count);
     out->match = calloc(nq ? nq : 1, sizeof *out->match);
     cand_list *lists = calloc(nq ? nq : 1, sizeof *lists);
+    /* The nearest works by PDQ beyond the listing distance, for the local stage: a restyled copy (a
+     * sketch, a cartoon filter, a heavy edit) keeps the layout PDQ sees while it loses most of the
+     * visual words retrieval relies on. A wide listing distance already asks for the nearest. */
+    int want_nearest = local && max_distance <= RADIUS_SEARCH_MAX;
+    cand_list *nearest = want_nearest ? calloc(nq ? nq : 1, sizeof *nearest) : NULL;
     ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * LOCAL_CANDIDATES, sizeof *retrieved) : NULL;
     size_t *nretrieved = calloc(nq ? nq : 1, sizeof *nretrieved);
     task *tasks = NULL;
     size_t ntasks = 0;
     provscan_status s = PROVSCAN_OK;
-    if (!out->count || !out->match || !lists || !nretrieved || (local && !retrieved))
+    if (!out->count || !out->match || !lists || !nretrieved || (local && !retrieved) || (want_nearest && !nearest))
         s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
 
     /* Global stage: every record's PDQ distance to the query's 8 variants. */
-    for (size_t q = 0; q < nq; q++)
+    for (size_t q = 0; q < nq; q++) {
         if (lists)
             lists[q].bound = max_distance;
-    for (uint32_t i = 0; s == PROVSCAN_OK && i < vw->n; i++)
+        if (nearest)
+            nearest[q].bound = 256;
+    }
+    for (uint32_t i = 0; s == PROVSCAN_OK && i < vw->n; i++) {
         s = global_segment(vw, i, qcodes, nq, max_distance, keep, lists, jobs, err);
+        if (s == PROVSCAN_OK && nearest)
+            s = global_segment(vw, i, qcodes, nq, 256, LOCAL_PDQ_NEAREST, nearest, jobs, err);
+    }
 
     /* Local stage, retrieval: works sharing visual words with the query. */
     if (s == PROVSCAN_OK && local) {
@@ -258,7 +271,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     /* Every (query, candidate) pair once: global candidates first, then retrieved ones not among them. */
     size_t cap_tasks = 0;
     for (size_t q = 0; s == PROVSCAN_OK && q < nq; q++) {
-        size_t need = ntasks + lists[q].n + nretrieved[q];
+        size_t need = ntasks + lists[q].n + (nearest ? nearest[q].n : 0) + nretrieved[q];
         if (need > cap_tasks) {
             cap_tasks = need * 2 + 64;
             task *t = realloc(tasks, cap_tasks * sizeof *t);
@@ -275,6 +288,18 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
                 continue;
             task *t = &tasks[ntasks++];
             memset(t, 0, sizeof *t);
+            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = c->work_id};
+            t->ev.distance = c->distance;
+            t->ev.transform = (provscan_dihedral)c->transform;
+        }
+        for (size_t i = 0; nearest && i < nearest[q].n; i++) {
+            const cand *c = &nearest[q].v[i];
+            int dup = c->distance > nearest[q].bound;
+            for (size_t j = first; j < ntasks && !dup; j++)
+                dup = tasks[j].seg == c->seg && tasks[j].record == c->record;
+            if (dup)
+                continue;
+            task *t = &tasks[ntasks++];
             *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = c->work_id};
             t->ev.distance = c->distance;
             t->ev.transform = (provscan_dihedral)c->transform;
@@ -369,6 +394,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         for (size_t q = 0; q < nq; q++)
             free(lists[q].v);
     free(lists);
+    if (nearest)
+        for (size_t q = 0; q < nq; q++)
+            free(nearest[q].v);
+    free(nearest);
     free(retrieved);
     free(nretrieved);
     free(tasks);
