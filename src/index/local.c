@@ -103,6 +103,51 @@ static void heap_push(ps_local_candidate *h, size_t *n, size_t max, ps_local_can
     }
 }
 
+/* Retrieval weighs each query word by its rarity in the whole view (every segment of every shard,
+ * so the candidates do not depend on how works are spread over segments): a word most works hold
+ * (flat skies, text strokes) says little about which work a pasted or cropped region comes from.
+ * idf = ln(1 + N / df). The weights are integers, scaled so that the largest possible sum per
+ * record and orientation fits the 16-bit accumulators; the returned factor turns an accumulated
+ * sum back into shared words weighted relative to the query's mean idf, so scores keep the scale
+ * of a plain word overlap (PS_RETRIEVE_MIN_SCORE). */
+static double retrieval_weights(const ps_view *view, const provscan_local *q, uint16_t *weight)
+{
+    uint64_t nrec = 0;
+    for (size_t s = 0; s < view->n; s++)
+        nrec += view->segs[s]->records;
+    double sum_idf_tf[2] = {0, 0}, sum_tf[2] = {0, 0}, max_sum = 0;
+    int nlists = q->nwords[0] + q->nwords[1];
+    double *idf = malloc(((size_t)nlists + 1) * sizeof *idf);
+    if (!idf) {
+        memset(weight, 0, ((size_t)nlists + 1) * sizeof *weight);
+        return 0;
+    }
+    for (int o = 0, l = 0; o < 2; o++) {
+        for (int i = 0; i < q->nwords[o]; i++, l++) {
+            uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
+            uint64_t df = 0;
+            for (size_t s = 0; s < view->n; s++) {
+                uint64_t noff;
+                const uint32_t *off = ps_segment_section(view->segs[s], PS_SEC_INV_OFFSETS, &noff);
+                if (off && noff / 4 >= 2 && w < noff / 4 - 1 && off[w + 1] >= off[w])
+                    df += off[w + 1] - off[w];
+            }
+            idf[l] = df ? log(1.0 + (double)nrec / (double)df) : 0;
+            sum_idf_tf[o] += idf[l] * tq;
+            sum_tf[o] += tq;
+        }
+        if (sum_idf_tf[o] > max_sum)
+            max_sum = sum_idf_tf[o];
+    }
+    /* integer weights: the sum over one orientation's words of weight x tf stays <= 65535 */
+    double k = max_sum > 0 ? fmin(64.0, 65535.0 / max_sum) : 1;
+    for (int l = 0; l < nlists; l++)
+        weight[l] = (uint16_t)floor(idf[l] * k);
+    free(idf);
+    double mean_idf = sum_tf[0] + sum_tf[1] > 0 ? (sum_idf_tf[0] + sum_idf_tf[1]) / (sum_tf[0] + sum_tf[1]) : 1;
+    return mean_idf > 0 ? 1.0 / (k * mean_idf) : 0;
+}
+
 static int best_first(const void *a, const void *b)
 {
     const ps_local_candidate *x = a, *y = b;
@@ -114,6 +159,11 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
     size_t found = 0;
     if (!q || max == 0)
         return 0;
+    int nlists = q->nwords[0] + q->nwords[1];
+    uint16_t *weight = malloc(((size_t)nlists + 1) * sizeof *weight);
+    if (!weight)
+        return 0;
+    double scale = retrieval_weights(view, q, weight);
     for (size_t s = 0; s < view->n; s++) {
         const ps_segment *seg = view->segs[s];
         uint64_t noff, npost, nentries;
@@ -130,7 +180,6 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
          * for the accumulators to stay in cache: each word's postings ascend by record, so a cursor per
          * query word walks its list once over all blocks. */
         size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
-        int nlists = q->nwords[0] + q->nwords[1];
         uint16_t *acc = aligned_alloc(4, 4 * block); /* pairs, also read as one uint32_t each */
         uint32_t *cursor = malloc(((size_t)nlists + 1) * sizeof *cursor);
         if (!acc || !cursor) {
@@ -149,7 +198,8 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
             for (int o = 0, l = 0; o < 2; o++)
                 for (int i = 0; i < q->nwords[o]; i++, l++) {
                     uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
-                    if (w >= nv)
+                    uint16_t wt = weight[l];
+                    if (w >= nv || wt == 0)
                         continue;
                     uint32_t p = cursor[l], end = off[w + 1];
                     for (; p < end; p++) {
@@ -158,7 +208,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                             break;
                         if (r < b0)
                             continue; /* damaged postings (out of order): ignore rather than misread */
-                        acc[2 * (r - b0) + (unsigned)o] += (uint16_t)(tq < tr ? tq : tr);
+                        acc[2 * (r - b0) + (unsigned)o] += (uint16_t)(wt * (tq < tr ? tq : tr));
                     }
                     cursor[l] = p;
                 }
@@ -172,7 +222,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                 unsigned shared = a[0] > a[1] ? a[0] : a[1];
                 pair[t] = 0; /* ready for the next block */
                 double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
-                float score = (float)(shared / norm);
+                float score = (float)(shared * scale / norm);
                 if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
                     continue;
                 uint64_t key = 0;
@@ -184,6 +234,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
         free(acc);
         free(cursor);
     }
+    free(weight);
     qsort(out, found, sizeof *out, best_first);
     return found;
 }
