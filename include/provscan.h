@@ -280,7 +280,7 @@ typedef struct provscan_add_stats {
     uint64_t updated;         /* same path, new content */
     uint64_t moved;           /* same content at a new path (the old path is gone) */
     uint64_t failed;          /* could not be read or decoded */
-    uint64_t attribution;     /* works whose attribution the CSV set or changed */
+    uint64_t attribution;     /* works whose attribution the CSV set (new works included) or changed */
 } provscan_add_stats;
 
 /* Adds files and directories (walked recursively) to a writable index, incrementally: unchanged

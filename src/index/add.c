@@ -307,7 +307,7 @@ static provscan_status commit_batch(provscan_index *idx, statements *q, add_item
                                     const attribution_map *map, provscan_add_stats *stats, provscan_error *err)
 {
     ps_seg_builder b = {0};
-    uint64_t added = 0, updated = 0, moved = 0;
+    uint64_t added = 0, updated = 0, moved = 0, attributed = 0;
     char file[64] = "";
     provscan_status s = ps_sql_exec(idx, "BEGIN IMMEDIATE", err);
     int64_t seq = 0;
@@ -391,6 +391,8 @@ static provscan_status commit_batch(provscan_index *idx, statements *q, add_item
         }
         int ok = step_done(ins);
         sqlite3_clear_bindings(ins);
+        if (ok && a)
+            attributed++; /* set with the new record; the later UPDATE sees no change */
         for (int k = 0; k < F_COUNT; k++)
             free(carried[k]);
         if (!ok) {
@@ -443,6 +445,7 @@ static provscan_status commit_batch(provscan_index *idx, statements *q, add_item
         stats->added += added;
         stats->updated += updated;
         stats->moved += moved;
+        stats->attribution += attributed;
     }
     ps_seg_builder_free(&b);
     return s;
