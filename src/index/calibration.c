@@ -144,9 +144,11 @@ const ps_calibration *ps_calibration_get(void)
 void ps_calibration_features(int distance, int query_quality, int work_quality, int inliers, double work_coverage,
                              double query_coverage, double x[PS_FEAT_COUNT])
 {
-    /* Global similarity: 0 from 64 bits on (where unrelated pictures begin), 2 for identical hashes;
-     * damped when either picture has too little structure for its PDQ hash to mean much. */
-    double g = distance < 64 ? (64.0 - distance) / 32.0 : 0.0;
+    /* Global similarity: 2 for identical hashes, 0 at 64 bits (where unrelated pictures begin), and
+     * from there a slope 8 times gentler, so that a nearer hash always scores higher (listed
+     * candidates without local evidence are ranked by distance rather than tied); damped when either
+     * picture has too little structure for its PDQ hash to mean much. */
+    double g = distance < 64 ? (64.0 - distance) / 32.0 : (64.0 - distance) / 256.0;
     int q = query_quality < work_quality ? query_quality : work_quality;
     if (q < PROVSCAN_PDQ_MIN_QUALITY)
         g *= (double)(q > 0 ? q : 0) / PROVSCAN_PDQ_MIN_QUALITY;
