@@ -1,5 +1,4 @@
 /* scan_speed.c — where a scan's time goes against a corpus index: analysis, global stage, candidates, verification. */
-#include <dirent.h>
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -10,6 +9,7 @@
 #include "common/util.h"
 #include "index/index_internal.h"
 #include "index/local.h"
+#include "index/walk.h"
 #include "provscan.h"
 
 /* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]
@@ -51,6 +51,13 @@ static double sum(const double *v, size_t n)
     return s;
 }
 
+static void print_walk_error(const char *path, const provscan_error *e, void *user)
+{
+    (void)path;
+    (void)user;
+    fprintf(stderr, "scan_speed: %s\n", e->message);
+}
+
 int main(int argc, char **argv)
 {
     const char *index = NULL, *dir = NULL;
@@ -72,24 +79,14 @@ int main(int argc, char **argv)
     }
     provscan_error err;
     provscan_init(&err);
-    DIR *d = opendir(dir);
-    if (!d) {
-        perror(dir);
+    /* the queries: the image files of QUERYDIR in name order (symbolic links followed) */
+    ps_walk_list list = {0};
+    const char *roots[] = {dir};
+    if (ps_walk(roots, 1, 1, &list, print_walk_error, NULL, &err) != PROVSCAN_OK) {
+        fprintf(stderr, "scan_speed: %s\n", err.message);
         return 2;
     }
-    char **paths = NULL;
-    size_t np = 0;
-    struct dirent *e;
-    while ((e = readdir(d)) && (limit <= 0 || (long)np < limit)) {
-        size_t l = strlen(e->d_name);
-        if (e->d_name[0] == '.' || l < 4 || (strcmp(e->d_name + l - 4, ".jpg") && strcmp(e->d_name + l - 4, ".png")))
-            continue;
-        paths = realloc(paths, (np + 1) * sizeof *paths);
-        paths[np] = malloc(strlen(dir) + l + 2);
-        sprintf(paths[np], "%s/%s", dir, e->d_name);
-        np++;
-    }
-    closedir(d);
+    size_t np = limit > 0 && (size_t)limit < list.n ? (size_t)limit : list.n;
 
     double t0 = seconds();
     provscan_index *idx;
@@ -128,7 +125,7 @@ int main(int argc, char **argv)
     size_t n = 0, flagged = 0;
     for (size_t i = 0; i < np; i++) {
         double s0 = seconds();
-        if (provscan_analyze_file(paths[i], 0, 1, &a[n], &err) != PROVSCAN_OK) {
+        if (provscan_analyze_file(list.v[i].path, 0, 1, &a[n], &err) != PROVSCAN_OK) {
             fprintf(stderr, "scan_speed: %s\n", err.message);
             continue;
         }
@@ -161,7 +158,7 @@ int main(int argc, char **argv)
         flagged += r.count[0] > 0 && r.match[0][0].probability >= PROVSCAN_MATCH_PROBABILITY;
         provscan_results_free(&r);
         double s4 = seconds();
-        qpath[n] = paths[i];
+        qpath[n] = list.v[i].path;
         t_an[n] = s1 - s0;
         t_gl[n] = s2n - s1;
         t_nn[n] = s2 - s2n;

@@ -1,5 +1,4 @@
 /* synth_index.c — builds a large synthetic corpus index for scale benchmarks: real images' hashes and features, replicated with noise. */
-#include <dirent.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +8,7 @@
 #include "common/util.h"
 #include "index/index_internal.h"
 #include "index/local.h"
+#include "index/walk.h"
 #include "provscan.h"
 
 /* usage: synth_index INDEX --works N --images DIR [--seed S]
@@ -40,6 +40,13 @@ static int cmp_u32(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+static void print_walk_error(const char *path, const provscan_error *e, void *user)
+{
+    (void)path;
+    (void)user;
+    fprintf(stderr, "synth_index: %s\n", e->message);
+}
+
 int main(int argc, char **argv)
 {
     const char *dir = NULL, *index = NULL;
@@ -61,30 +68,21 @@ int main(int argc, char **argv)
     }
     provscan_error err;
     provscan_init(&err);
-    /* the real images */
-    DIR *d = opendir(dir);
-    if (!d) {
-        perror(dir);
+    /* the real images: the image files of DIR in name order (symbolic links followed), so that
+     * work i's source image does not depend on the order the file system lists them */
+    ps_walk_list list = {0};
+    const char *roots[] = {dir};
+    if (ps_walk(roots, 1, 1, &list, print_walk_error, NULL, &err) != PROVSCAN_OK) {
+        fprintf(stderr, "synth_index: %s\n", err.message);
         return 1;
     }
-    char **paths = NULL;
-    size_t np = 0;
-    struct dirent *e;
-    while ((e = readdir(d)))
-        if (e->d_name[0] != '.') {
-            paths = realloc(paths, (np + 1) * sizeof *paths);
-            size_t l = strlen(dir) + strlen(e->d_name) + 2;
-            paths[np] = malloc(l);
-            snprintf(paths[np], l, "%s/%s", dir, e->d_name);
-            np++;
-        }
-    closedir(d);
+    size_t np = list.n;
     base *bases = calloc(np, sizeof *bases);
     int *ok = calloc(np, sizeof *ok);
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < np; i++) {
         provscan_error e2;
-        if (provscan_analyze_file(paths[i], 0, 1, &bases[i].a, &e2) != PROVSCAN_OK || !bases[i].a.local)
+        if (provscan_analyze_file(list.v[i].path, 0, 1, &bases[i].a, &e2) != PROVSCAN_OK || !bases[i].a.local)
             continue;
         ps_features *f = &bases[i].a.local->f;
         bases[i].feat_size = ps_features_serialized_size(f);

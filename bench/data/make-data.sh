@@ -11,20 +11,9 @@
 # outsiders, hard negatives) is a subset of the same role in full.
 set -eu
 
-MODE=quick
-JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) MODE=quick ;;
-        --full) MODE=full ;;
-        --jobs) JOBS=$2; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
-        *) echo "make-data: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/common.sh"
+data_args make-data 2,12p "$@"
 BENCH_DIR=$(dirname "$HERE")
 BENCH_WORK=${BENCH_WORK:-$BENCH_DIR/work}
 PKGDIR=$BENCH_WORK/pkgs
@@ -33,16 +22,7 @@ SEED=${DATA_SEED:-20240601}
 export LC_ALL=C
 t_start=$(date +%s)
 
-# One data/query build at a time per BENCH_WORK (bench/run and a person may start them together).
-mkdir -p "$BENCH_WORK"
-if [ -z "${BENCH_WORK_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
-    exec 9>"$BENCH_WORK/.lock"
-    if ! flock -n 9; then
-        echo "make-data: waiting for another data/query build in $BENCH_WORK" >&2
-        flock 9
-    fi
-    export BENCH_WORK_LOCKED=1
-fi
+lock_bench_work make-data
 
 # Packages reserved for an independent evaluation: never used here.
 RESERVED="plasma-workspace-wallpapers gnome-backgrounds mate-backgrounds ukui-wallpapers lomiri-wallpapers*

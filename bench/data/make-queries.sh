@@ -9,20 +9,9 @@
 # default querygen is compiled from bench/querygen.c into $BENCH_WORK/bin with the same flags as CMake.
 set -eu
 
-MODE=quick
-JOBS=${JOBS:-$(nproc 2>/dev/null || echo 2)}
-while [ $# -gt 0 ]; do
-    case "$1" in
-        --quick) MODE=quick ;;
-        --full) MODE=full ;;
-        --jobs) JOBS=$2; shift ;;
-        -h|--help) sed -n '2,10p' "$0"; exit 0 ;;
-        *) echo "make-queries: unknown argument $1" >&2; exit 2 ;;
-    esac
-    shift
-done
-
 HERE=$(cd "$(dirname "$0")" && pwd)
+. "$HERE/common.sh"
+data_args make-queries 2,10p "$@"
 BENCH_DIR=$(dirname "$HERE")
 BENCH_WORK=${BENCH_WORK:-$BENCH_DIR/work}
 export BENCH_WORK LC_ALL=C
@@ -30,16 +19,7 @@ DATA=$BENCH_WORK/data
 OUT=$BENCH_WORK/queries/$MODE
 t_start=$(date +%s)
 
-# One data/query build at a time per BENCH_WORK (bench/run and a person may start them together).
-mkdir -p "$BENCH_WORK"
-if [ -z "${BENCH_WORK_LOCKED:-}" ] && command -v flock >/dev/null 2>&1; then
-    exec 9>"$BENCH_WORK/.lock"
-    if ! flock -n 9; then
-        echo "make-queries: waiting for another data/query build in $BENCH_WORK" >&2
-        flock 9
-    fi
-    export BENCH_WORK_LOCKED=1
-fi
+lock_bench_work make-queries
 
 # Fixed settings per mode: changing them changes the benchmark.
 if [ "$MODE" = quick ]; then

@@ -200,14 +200,17 @@ inline std::string csv_field(const std::string &s)
     return o + "\"";
 }
 
-inline void write_predictions(const std::string &path, const std::vector<Prediction> &rows)
+/* Writes every query's predictions (per_query[i]: those of query i, filled by its own thread), in
+ * query order. */
+inline void write_predictions(const std::string &path, const std::vector<std::vector<Prediction>> &per_query)
 {
     FILE *f = std::fopen(path.c_str(), "w");
     if (!f)
         die("cannot write " + path);
     std::fprintf(f, "query,reference,score\n");
-    for (const auto &r : rows)
-        std::fprintf(f, "%s,%s,%.6f\n", csv_field(r.query).c_str(), csv_field(r.reference).c_str(), r.score);
+    for (const auto &rows : per_query)
+        for (const auto &r : rows)
+            std::fprintf(f, "%s,%s,%.6f\n", csv_field(r.query).c_str(), csv_field(r.reference).c_str(), r.score);
     if (std::fclose(f) != 0)
         die("write error on " + path);
 }

@@ -142,10 +142,7 @@ int main(int argc, char **argv)
         }
     }
     double t_query = now_s() - t0;
-    std::vector<Prediction> rows;
-    for (auto &v : per)
-        rows.insert(rows.end(), v.begin(), v.end());
-    write_predictions(out, rows);
+    write_predictions(out, per);
 
     std::fprintf(stderr,
                  "cv_hash %s: %zu refs hashed in %.2f s (%.1f img/s), %zu queries in %.2f s (%.1f img/s), "

@@ -227,10 +227,7 @@ int main(int argc, char **argv)
         }
     }
     double t_query = now_s() - t0;
-    std::vector<Prediction> rows;
-    for (auto &v : per)
-        rows.insert(rows.end(), v.begin(), v.end());
-    write_predictions(out, rows);
+    write_predictions(out, per);
     std::fprintf(stderr, "cv_orb: %zu queries in %.2f s (%.1f ms/query wall, mean latency %.1f ms), %d threads\n",
                  queries.size(), t_query, 1e3 * t_query / std::max<size_t>(1, queries.size()), 1e3 * mean(lat),
                  threads);

@@ -112,6 +112,19 @@ typedef struct task {
     double probability;
 } task;
 
+/* Appends the pair (query, record) unless one of tasks[first .. *n) is already that record. */
+static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, uint32_t seg, uint32_t record,
+                     int64_t work_id, int distance, uint8_t transform)
+{
+    for (size_t j = first; j < *n; j++)
+        if (tasks[j].seg == seg && tasks[j].record == record)
+            return;
+    task *t = &tasks[(*n)++];
+    *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id};
+    t->ev.distance = distance;
+    t->ev.transform = (provscan_dihedral)transform;
+}
+
 static int cmp_match(const void *a, const void *b)
 {
     const provscan_match *x = a, *y = b;
@@ -268,7 +281,8 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         for (size_t q = 0; q < nq; q++)
             nretrieved[q] = ps_local_retrieve(vw, queries[q].local, LOCAL_CANDIDATES, retrieved + q * LOCAL_CANDIDATES);
     }
-    /* Every (query, candidate) pair once: global candidates first, then retrieved ones not among them. */
+    /* Every (query, candidate) pair once: global candidates first (distinct records already), then
+     * the nearest by PDQ and the retrieved ones not among them. */
     size_t cap_tasks = 0;
     for (size_t q = 0; s == PROVSCAN_OK && q < nq; q++) {
         size_t need = ntasks + lists[q].n + (nearest ? nearest[q].n : 0) + nretrieved[q];
@@ -284,38 +298,19 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         size_t first = ntasks;
         for (size_t i = 0; i < lists[q].n; i++) {
             const cand *c = &lists[q].v[i];
-            if (c->distance > lists[q].bound)
-                continue;
-            task *t = &tasks[ntasks++];
-            memset(t, 0, sizeof *t);
-            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = c->work_id};
-            t->ev.distance = c->distance;
-            t->ev.transform = (provscan_dihedral)c->transform;
+            if (c->distance <= lists[q].bound)
+                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->transform);
         }
         for (size_t i = 0; nearest && i < nearest[q].n; i++) {
             const cand *c = &nearest[q].v[i];
-            int dup = c->distance > nearest[q].bound;
-            for (size_t j = first; j < ntasks && !dup; j++)
-                dup = tasks[j].seg == c->seg && tasks[j].record == c->record;
-            if (dup)
-                continue;
-            task *t = &tasks[ntasks++];
-            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = c->work_id};
-            t->ev.distance = c->distance;
-            t->ev.transform = (provscan_dihedral)c->transform;
+            if (c->distance <= nearest[q].bound)
+                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->transform);
         }
         for (size_t i = 0; i < nretrieved[q]; i++) {
             const ps_local_candidate *c = &retrieved[q * LOCAL_CANDIDATES + i];
-            int dup = 0;
-            for (size_t j = first; j < ntasks && !dup; j++)
-                dup = tasks[j].seg == c->seg && tasks[j].record == c->record;
-            if (dup)
-                continue;
-            task *t = &tasks[ntasks++];
-            memset(t, 0, sizeof *t);
             const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
-            *t = (task){.query = (uint32_t)q, .seg = c->seg, .record = c->record, .work_id = ids[c->record]};
-            t->ev.distance = -1; /* not known from the global stage: computed below */
+            /* the PDQ distance is not known from the global stage: computed when the pair is scored */
+            add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, ids[c->record], -1, 0);
         }
     }
 
