@@ -130,10 +130,16 @@ int main(int argc, char **argv)
         if (load_features(path, maxf, &qf, &ms))
             continue;
         int best = -1, bi = 0, truei = 0;
+        /* prepared once per query, as a scan does */
+        ps_match_query *mq;
+        if (ps_match_query_prepare(&qf, &mq) != PROVSCAN_OK) {
+            ps_features_free(&qf);
+            continue;
+        }
         for (size_t i = 0; i < nw; i++) {
             ps_geo_match m;
             uint64_t t0 = ps_now_ns();
-            ps_features_match(&qf, &w[i].f, &m);
+            ps_features_match_prepared(mq, &w[i].f, &m);
             if (nm < 2000000)
                 match_ms[nm++] = (ps_now_ns() - t0) / 1e6;
             if (m.inliers > bi) {
@@ -144,6 +150,7 @@ int main(int argc, char **argv)
                 truei = m.inliers;
             ps_geo_match_free(&m);
         }
+        ps_match_query_free(mq);
         fams[f].n++;
         if (*ref) {
             fams[f].sum_true += truei;

@@ -5,8 +5,9 @@
 // both libraries get exactly those pixels. Extraction: ORB detectAndCompute (500 features, defaults) vs
 // ps_features_extract. Matching, per pair of consecutive images and per image with a 15-degree rotated
 // and 0.8x copy of itself: OpenCV BFMatcher(NORM_HAMMING).knnMatch(k=2) vs provscan's descriptor stage
-// (hamming256_top2 over the query and its mirror) and the whole ps_features_match (matching both
-// readings + geometric verification). Built only with -DPROVSCAN_BUILD_BENCH=ON; OpenCV is never linked
+// (top-2 of the query and its mirror within vocabulary cells, ps_match_query_top2), the whole match
+// of a query prepared once, as a scan does for its candidates (ps_features_match_prepared: both
+// readings + geometric verification), and the one-shot ps_features_match (preparing the query too). Built only with -DPROVSCAN_BUILD_BENCH=ON; OpenCV is never linked
 // into provscan itself.
 #include <opencv2/core.hpp>
 #include <opencv2/features2d.hpp>
@@ -128,8 +129,7 @@ int main(int argc, char **argv)
         provscan_image_free(pi);
     }
     // Matching pairs: consecutive (unrelated) images, and each image vs a rotated, scaled copy.
-    std::vector<double> m_bf, m_top2, m_full, m_full_true;
-    const ps_kernels *k = ps_kernels_get();
+    std::vector<double> m_bf, m_top2, m_full, m_full_true, m_once;
     int found = 0;
     for (size_t i = 0; i < imgs.size(); i++) {
         cv::Mat rot = cv::getRotationMatrix2D(cv::Point2f(imgs[i].cols / 2.f, imgs[i].rows / 2.f), 15, 0.8);
@@ -142,32 +142,39 @@ int main(int argc, char **argv)
         for (int pass = 0; pass < 2; pass++) {
             const ps_features &q = psf[i], &t = pass ? fw : psf[(i + 1) % imgs.size()];
             cv::Mat dq = cv::Mat(q.n, 32, CV_8U, q.desc), dt = cv::Mat(t.n, 32, CV_8U, t.desc);
-            std::vector<double> a, b, c;
-            std::vector<uint8_t> qd((size_t)q.n * 64);
+            std::vector<double> a, b, c, e;
             std::vector<ps_top2> out((size_t)q.n * 2);
+            ps_match_query *mq = nullptr;
+            if (ps_match_query_prepare(&q, &mq) != PROVSCAN_OK) {
+                std::fprintf(stderr, "features_speed: out of memory\n");
+                return 1;
+            }
             for (int r = 0; r < rep; r++) {
                 cv::BFMatcher bf(cv::NORM_HAMMING);
                 std::vector<std::vector<cv::DMatch>> km;
                 double t0 = now_ms();
                 bf.knnMatch(dq, dt, km, 2);
                 double t1 = now_ms();
-                std::memcpy(qd.data(), q.desc, (size_t)q.n * 32);
-                for (int j = 0; j < q.n; j++)
-                    ps_desc_mirror(q.desc + 32 * j, qd.data() + 32 * (size_t)(q.n + j));
-                k->hamming256_top2(qd.data(), (size_t)q.n * 2, t.desc, (size_t)t.n, out.data());
+                ps_match_query_top2(mq, &t, out.data());
                 double t2 = now_ms();
                 ps_geo_match gm;
-                ps_features_match(&q, &t, &gm);
+                ps_features_match_prepared(mq, &t, &gm);
                 double t3 = now_ms();
                 if (r == 0 && pass == 1 && gm.inliers >= PS_MATCH_INLIERS_COPY)
                     found++;
                 ps_geo_match_free(&gm);
+                ps_features_match(&q, &t, &gm);
+                double t4 = now_ms();
+                ps_geo_match_free(&gm);
                 a.push_back(t1 - t0);
                 b.push_back(t2 - t1);
                 c.push_back(t3 - t2);
+                e.push_back(t4 - t3);
             }
+            ps_match_query_free(mq);
             m_bf.push_back(median(a));
             m_top2.push_back(median(b));
+            m_once.push_back(median(e));
             (pass ? m_full_true : m_full).push_back(median(c));
         }
         ps_features_free(&fw);
@@ -182,9 +189,12 @@ int main(int argc, char **argv)
     std::printf("extract  provscan ps_features_extract: %7.3f ms/image  (%.0f keypoints)   ORB / provscan = %.2fx\n",
                 ep, kp_ps / imgs.size(), eo / ep);
     std::printf("match    OpenCV BFMatcher knnMatch k=2: %7.3f ms/pair\n", mb);
+    double mo = median(m_once);
     std::printf("match    provscan top-2, query + mirror: %7.3f ms/pair   BF / provscan = %.1fx\n", mt, mb / mt);
-    std::printf("match    provscan ps_features_match:     %7.3f ms/pair (unrelated %.3f, true %.3f)   BF / provscan = "
+    std::printf("match    provscan prepared query:        %7.3f ms/pair (unrelated %.3f, true %.3f)   BF / provscan = "
                 "%.1fx\n", mf, median(m_full), median(m_full_true), mb / mf);
+    std::printf("match    provscan ps_features_match:     %7.3f ms/pair (one-shot, query prepared too)   BF / provscan = "
+                "%.1fx\n", mo, mb / mo);
     std::printf("verified rotated+scaled copies: %d of %zu\n", found, imgs.size());
     for (auto &f : psf)
         ps_features_free(&f);

@@ -102,6 +102,14 @@ typedef struct ps_geo_match {
 provscan_status ps_features_match(const ps_features *query, const ps_features *work, ps_geo_match *out);
 void ps_geo_match_free(ps_geo_match *m);
 
+/* A query prepared once for matching against many works: its descriptors and their mirrors,
+ * grouped by the vocabulary cells each is compared in. It refers to query, which must outlive it.
+ * ps_features_match() is prepare + ps_features_match_prepared() + free. */
+typedef struct ps_match_query ps_match_query;
+provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query **out);
+provscan_status ps_features_match_prepared(const ps_match_query *query, const ps_features *work, ps_geo_match *out);
+void ps_match_query_free(ps_match_query *q);
+
 /* Tightens m's region (quadrilaterals and coverages; H and inliers unchanged) with the pixels: the
  * work is warped into the query by H on small grey versions of both, the photometric change is
  * fitted, and the region becomes the box of the agreeing area that holds the inliers (a pasted part
@@ -165,6 +173,13 @@ provscan_status ps_features_working_grey(const provscan_image *img, uint8_t **gr
 /* Extraction on an already grey working-size image (scale = working pixels per output pixel). */
 provscan_status ps_features_extract_grey(const uint8_t *grey, int w, int h, float scale, const ps_feature_model *m,
                                          const ps_feature_params *p, ps_features *out);
+
+/* The descriptor matching of ps_features_match_prepared: for each of the query's 2n descriptors
+ * (originals, then mirrors), the nearest work descriptor among those whose nearest vocabulary cell
+ * (first level) is one of the query descriptor's 2 nearest cells, with the two smallest distances
+ * (ties to the lower index; idx UINT32_MAX when those cells hold none). out has 2n entries. */
+struct ps_top2;
+provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, struct ps_top2 *out);
 
 /* Per-keypoint raw samples for training: for each keypoint of f (extracted with any model), the
  * smoothed values at the npts points pts (x,y pairs within radius 15, rotated by the keypoint's

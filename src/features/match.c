@@ -1,4 +1,4 @@
-/* match.c — descriptor matching (SIMD top-2, ratio test, mirrored query) and geometric verification (seeded LO-RANSAC: similarity -> affine -> homography). */
+/* match.c — descriptor matching (SIMD top-2 within vocabulary cells, ratio test, mirrored query) and geometric verification (seeded LO-RANSAC: similarity -> affine -> homography). */
 #include "features/features_internal.h"
 
 #include <math.h>
@@ -778,28 +778,221 @@ static int collect(const ps_features *q, const ps_features *w, const ps_top2 *t,
     return n;
 }
 
+/* ---------------------------------------------------------------------------------------------
+ * Candidate descriptors by vocabulary cell. Comparing every query descriptor and its mirror with
+ * every work descriptor (1000 x 500 distances a pair) was most of a scan's time. The vocabulary's
+ * first level cuts descriptor space into (at most MAX_CELLS) cells: a work descriptor lives in its
+ * nearest cell, and a query descriptor is compared with the work descriptors of its MATCH_PROBES
+ * nearest cells only — about an eighth of them. Two descriptors close enough to match almost always
+ * share one of those cells (docs/features.md gives the measured effect). Without a vocabulary
+ * every descriptor is one cell.
+ * ------------------------------------------------------------------------------------------- */
+#define MATCH_PROBES 2
+#define MAX_CELLS 64
+
+struct ps_match_query {
+    const ps_features *f;
+    int n2;                       /* descriptors: f->n originals, then their mirrors */
+    const uint8_t *centres;       /* ncells x 32, or NULL (one cell) */
+    int ncells;
+    int cell_start[MAX_CELLS + 1];
+    uint32_t *member;             /* descriptor index (into the n2) of each probe, grouped by cell */
+    uint8_t *gathered;            /* the probes' descriptors in the same order */
+};
+
+void ps_match_query_free(ps_match_query *q)
+{
+    if (!q)
+        return;
+    free(q->member);
+    free(q->gathered);
+    free(q);
+}
+
+/* The MATCH_PROBES nearest of the ncells centres (ties to the lower cell), nearest first. */
+static int nearest_cells(const uint8_t *desc, const uint8_t *centres, int ncells, int *cells)
+{
+    uint16_t d[MAX_CELLS];
+    ps_kernels_get()->hamming256(desc, centres, (size_t)ncells, d);
+    int n = 0;
+    for (int c = 0; c < ncells; c++) {
+        int pos = n < MATCH_PROBES ? n++ : MATCH_PROBES;
+        while (pos > 0 && d[cells[pos - 1]] > d[c]) {
+            if (pos < MATCH_PROBES)
+                cells[pos] = cells[pos - 1];
+            pos--;
+        }
+        if (pos < MATCH_PROBES)
+            cells[pos] = c;
+    }
+    return n;
+}
+
+provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query **out)
+{
+    *out = NULL;
+    ps_match_query *q = calloc(1, sizeof *q);
+    if (!q)
+        return PROVSCAN_E_NOMEM;
+    q->f = query;
+    q->n2 = 2 * (query->n > 0 ? query->n : 0);
+    const ps_vocab *v = ps_vocab_builtin();
+    if (v && v->nchild[0] >= 2 && v->nchild[0] <= MAX_CELLS) {
+        q->centres = v->centres + 32 * (size_t)v->first[0];
+        q->ncells = v->nchild[0];
+    } else {
+        q->ncells = 1;
+    }
+    int probes = q->centres ? MATCH_PROBES : 1;
+    size_t np = (size_t)q->n2 * probes;
+    int *cell = malloc(sizeof(int) * (np ? np : 1));
+    uint8_t *desc = malloc(32 * ((size_t)q->n2 + 1));
+    q->member = malloc(sizeof(uint32_t) * (np ? np : 1));
+    q->gathered = malloc(32 * (np ? np : 1));
+    if (!cell || !desc || !q->member || !q->gathered) {
+        free(cell);
+        free(desc);
+        ps_match_query_free(q);
+        return PROVSCAN_E_NOMEM;
+    }
+    int n = q->n2 / 2;
+    memcpy(desc, query->desc, 32 * (size_t)n);
+    for (int i = 0; i < n; i++)
+        ps_desc_mirror(query->desc + 32 * (size_t)i, desc + 32 * (size_t)(n + i));
+    int count[MAX_CELLS] = {0};
+    for (int i = 0; i < q->n2; i++) {
+        int *c = cell + (size_t)i * probes;
+        if (q->centres)
+            nearest_cells(desc + 32 * (size_t)i, q->centres, q->ncells, c);
+        else
+            c[0] = 0;
+        for (int p = 0; p < probes; p++)
+            count[c[p]]++;
+    }
+    q->cell_start[0] = 0;
+    for (int c = 0; c < q->ncells; c++)
+        q->cell_start[c + 1] = q->cell_start[c] + count[c];
+    int fill[MAX_CELLS];
+    memcpy(fill, q->cell_start, sizeof(int) * (size_t)q->ncells);
+    for (int i = 0; i < q->n2; i++)
+        for (int p = 0; p < probes; p++) {
+            int k = fill[cell[(size_t)i * probes + p]]++;
+            q->member[k] = (uint32_t)i;
+            memcpy(q->gathered + 32 * (size_t)k, desc + 32 * (size_t)i, 32);
+        }
+    free(cell);
+    free(desc);
+    *out = q;
+    return PROVSCAN_OK;
+}
+
+/* Folds a cell's top-2 (p, its index already mapped to the work's) into a descriptor's result: the
+ * top-2 over the union of the cells searched, ties to the lower work index, as one scan would give. */
+static inline void top2_merge(ps_top2 *t, uint32_t idx, uint16_t d1, uint16_t d2)
+{
+    if (d1 < t->d1 || (d1 == t->d1 && idx < t->idx)) {
+        t->d2 = t->d1 < d2 ? t->d1 : d2;
+        t->d1 = d1;
+        t->idx = idx;
+    } else if (d1 < t->d2) {
+        t->d2 = d1;
+    }
+}
+
+provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, ps_top2 *t)
+{
+    const ps_kernels *k = ps_kernels_get();
+    size_t nw = (size_t)work->n;
+    for (int i = 0; i < q->n2; i++)
+        t[i] = (ps_top2){UINT32_MAX, 0xFFFF, 0xFFFF};
+    if (q->ncells == 1) {
+        ps_top2 *part = malloc(sizeof *part * (size_t)q->n2);
+        if (!part)
+            return PROVSCAN_E_NOMEM;
+        k->hamming256_top2(q->gathered, (size_t)q->n2, work->desc, nw, part);
+        for (int i = 0; i < q->n2; i++)
+            t[q->member[i]] = part[i];
+        free(part);
+        return PROVSCAN_OK;
+    }
+    /* The work's descriptors in cell order (stable, so lower index stays first within a cell). */
+    ps_top2 *home = malloc(sizeof *home * nw);
+    uint8_t *codes = malloc(32 * nw);
+    uint32_t *orig = malloc(sizeof *orig * nw);
+    int maxq = 0;
+    for (int c = 0; c < q->ncells; c++)
+        if (q->cell_start[c + 1] - q->cell_start[c] > maxq)
+            maxq = q->cell_start[c + 1] - q->cell_start[c];
+    ps_top2 *part = malloc(sizeof *part * (size_t)(maxq ? maxq : 1));
+    if (!home || !codes || !orig || !part) {
+        free(home);
+        free(codes);
+        free(orig);
+        free(part);
+        return PROVSCAN_E_NOMEM;
+    }
+    k->hamming256_top2(work->desc, nw, q->centres, (size_t)q->ncells, home);
+    int start[MAX_CELLS + 1] = {0};
+    for (size_t j = 0; j < nw; j++)
+        start[home[j].idx + 1]++;
+    for (int c = 0; c < q->ncells; c++)
+        start[c + 1] += start[c];
+    int fill[MAX_CELLS];
+    memcpy(fill, start, sizeof(int) * (size_t)q->ncells);
+    for (size_t j = 0; j < nw; j++) {
+        int pos = fill[home[j].idx]++;
+        memcpy(codes + 32 * (size_t)pos, work->desc + 32 * j, 32);
+        orig[pos] = (uint32_t)j;
+    }
+    for (int c = 0; c < q->ncells; c++) {
+        int qn = q->cell_start[c + 1] - q->cell_start[c], wn = start[c + 1] - start[c];
+        if (!qn || !wn)
+            continue;
+        k->hamming256_top2(q->gathered + 32 * (size_t)q->cell_start[c], (size_t)qn, codes + 32 * (size_t)start[c],
+                           (size_t)wn, part);
+        for (int i = 0; i < qn; i++)
+            top2_merge(&t[q->member[q->cell_start[c] + i]], orig[start[c] + part[i].idx], part[i].d1, part[i].d2);
+    }
+    free(home);
+    free(codes);
+    free(orig);
+    free(part);
+    return PROVSCAN_OK;
+}
+
 provscan_status ps_features_match(const ps_features *query, const ps_features *work, ps_geo_match *out)
 {
     if (!query || !work || !out)
         return PROVSCAN_E_ARG;
+    ps_match_query *q;
+    provscan_status st = ps_match_query_prepare(query, &q);
+    if (st != PROVSCAN_OK) {
+        memset(out, 0, sizeof *out);
+        out->H[0] = out->H[4] = out->H[8] = 1;
+        return st;
+    }
+    st = ps_features_match_prepared(q, work, out);
+    ps_match_query_free(q);
+    return st;
+}
+
+provscan_status ps_features_match_prepared(const ps_match_query *prep, const ps_features *work, ps_geo_match *out)
+{
+    if (!prep || !work || !out)
+        return PROVSCAN_E_ARG;
     memset(out, 0, sizeof *out);
     out->H[0] = out->H[4] = out->H[8] = 1;
+    const ps_features *query = prep->f;
     if (query->n < 3 || work->n < 3 || query->width < 1 || work->width < 1)
         return PROVSCAN_OK;
     int nq = query->n;
-    uint8_t *qd = malloc((size_t)nq * 2 * PS_DESC_BYTES);
     ps_top2 *t = malloc(sizeof(ps_top2) * (size_t)nq * 2);
     mt *m = malloc(sizeof(mt) * (size_t)nq * 2);
-    if (!qd || !t || !m) {
-        free(qd);
+    if (!t || !m || ps_match_query_top2(prep, work, t) != PROVSCAN_OK) {
         free(t);
         free(m);
         return PROVSCAN_E_NOMEM;
     }
-    memcpy(qd, query->desc, (size_t)nq * PS_DESC_BYTES);
-    for (int i = 0; i < nq; i++)
-        ps_desc_mirror(query->desc + PS_DESC_BYTES * i, qd + PS_DESC_BYTES * (size_t)(nq + i));
-    ps_kernels_get()->hamming256_top2(qd, (size_t)nq * 2, work->desc, (size_t)work->n, t);
     double sq = work_scale(query->width, query->height), sw = work_scale(work->width, work->height);
     int n0 = collect(query, work, t, 0, sq, sw, m);
     int n1 = collect(query, work, t + nq, 1, sq, sw, m + nq);
@@ -852,7 +1045,6 @@ provscan_status ps_features_match(const ps_features *query, const ps_features *w
     }
     free(v0.idx);
     free(v1.idx);
-    free(qd);
     free(t);
     free(m);
     return PROVSCAN_OK;

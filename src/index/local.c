@@ -40,7 +40,7 @@ provscan_status ps_local_from_image(const provscan_image *img, int source_width,
     l->nwords[0] = ps_words_of(l->f.desc, l->f.n, &l->words[0]);
     l->nwords[1] = ps_words_of(mirrored, l->f.n, &l->words[1]);
     free(mirrored);
-    if (l->nwords[0] < 0 || l->nwords[1] < 0) {
+    if (l->nwords[0] < 0 || l->nwords[1] < 0 || ps_match_query_prepare(&l->f, &l->match) != PROVSCAN_OK) {
         ps_local_free(l);
         return PROVSCAN_E_NOMEM;
     }
@@ -52,6 +52,7 @@ void ps_local_free(provscan_local *l)
 {
     if (!l)
         return;
+    ps_match_query_free(l->match);
     ps_features_free(&l->f);
     free(l->words[0]);
     free(l->words[1]);
@@ -244,7 +245,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
 static void verify_features(const provscan_local *q, const ps_features *wf, ps_evidence *ev)
 {
     ps_geo_match m;
-    if (ps_features_match(&q->f, wf, &m) != PROVSCAN_OK)
+    if (ps_features_match_prepared(q->match, wf, &m) != PROVSCAN_OK)
         return;
     ev->inliers = m.inliers;
     ev->matches = m.matches;

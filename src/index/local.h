@@ -10,6 +10,7 @@ struct provscan_local {
     int source_width, source_height;  /* the query's upright full-resolution size */
     uint32_t *words[2];               /* distinct words of the descriptors [0] and of their mirrors [1] */
     int nwords[2];
+    ps_match_query *match;            /* f prepared for matching against each candidate */
 };
 
 /* Local features of a decoded query image (*out NULL when the image has none). */
