@@ -14,9 +14,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-/* Queries per pass: fingerprinted in parallel, then searched together (one pass over the corpus
- * serves them all), then written. Memory per pass is bounded whatever the input size. */
-#define BATCH_CHUNK 256
+/* Queries per pass (default; --pass-size): fingerprinted in parallel, then searched together (one
+ * pass over the corpus serves them all), then written. Memory per pass is bounded whatever the
+ * input size. */
+#define BATCH_PASS_DEFAULT 256
+#define BATCH_PASS_MAX 65536
 
 
 static void usage(FILE *f)
@@ -31,12 +33,15 @@ static void usage(FILE *f)
             "  -o, --output FILE       where the JSON Lines go\n"
             "  -r, --resume            continue a job: skip queries already in FILE (a torn last line is cut)\n"
             "      --overwrite         replace FILE if it exists (otherwise an existing FILE is an error)\n"
+            "      --pass-size N       queries fingerprinted and searched together, then written (default %d;\n"
+            "                          smaller passes write results sooner, larger ones share each pass over\n"
+            "                          the corpus among more queries)\n"
             SCAN_COMMON_HELP
             "  -q, --quiet             no progress bar and no summary\n\n"
             "Exit status: 0 nothing flagged; 1 a match or possible copy was found (in the whole job, when\n"
             "resumed); 2 the job could not run\n"
             "(index, input or output unusable). Unreadable query images are error records, not failures.\n",
-            SCAN_SCHEMA);
+            SCAN_SCHEMA, BATCH_PASS_DEFAULT);
 }
 
 typedef struct input {
@@ -172,12 +177,14 @@ int cmd_batch(int argc, char **argv)
     static const struct option longopts[] = {
         {"input", required_argument, NULL, 'i'}, {"output", required_argument, NULL, 'o'},
         {"resume", no_argument, NULL, 'r'},      {"overwrite", no_argument, NULL, 'O'},
+        {"pass-size", required_argument, NULL, 'S'},
         SCAN_COMMON_LONGOPTS,                    {"quiet", no_argument, NULL, 'q'},
         {"help", no_argument, NULL, 'h'},        {NULL, 0, NULL, 0},
     };
     scan_options o;
     scan_options_default(&o);
     int resume = 0, overwrite = 0, quiet = 0, c;
+    long pass = BATCH_PASS_DEFAULT;
     const char *src = NULL, *out_path = NULL;
     optind = 0;
     while ((c = getopt_long(argc, argv, "i:o:r" SCAN_COMMON_SHORT "qh", longopts, NULL)) != -1) {
@@ -186,6 +193,10 @@ int cmd_batch(int argc, char **argv)
         case 'o': out_path = optarg; continue;
         case 'r': resume = 1; continue;
         case 'O': overwrite = 1; continue;
+        case 'S':
+            if (cli_parse_int(optarg, 1, BATCH_PASS_MAX, &pass) != 0)
+                return cli_usage_error("batch", "--pass-size needs a number from 1 to 65536");
+            continue;
         case 'q': quiet = 1; continue;
         case 'h': usage(stdout); return EXIT_OK;
         default: break;
@@ -231,11 +242,11 @@ int cmd_batch(int argc, char **argv)
         return EXIT_USAGE;
     }
 
-    char **paths = calloc(BATCH_CHUNK, sizeof *paths);
-    provscan_analysis *an = calloc(BATCH_CHUNK, sizeof *an);
-    provscan_analysis *ok = calloc(BATCH_CHUNK, sizeof *ok);
-    provscan_error *errs = calloc(BATCH_CHUNK, sizeof *errs);
-    provscan_status *sts = calloc(BATCH_CHUNK, sizeof *sts);
+    char **paths = calloc((size_t)pass, sizeof *paths);
+    provscan_analysis *an = calloc((size_t)pass, sizeof *an);
+    provscan_analysis *ok = calloc((size_t)pass, sizeof *ok);
+    provscan_error *errs = calloc((size_t)pass, sizeof *errs);
+    provscan_status *sts = calloc((size_t)pass, sizeof *sts);
     int fatal = 0;
     if (!paths || !an || !ok || !errs || !sts) {
         cli_error("out of memory");
@@ -247,7 +258,7 @@ int cmd_batch(int argc, char **argv)
     while (!fatal) {
         int n = 0;
         const char *p;
-        while (n < BATCH_CHUNK && (p = input_next(&in))) {
+        while (n < pass && (p = input_next(&in))) {
             if (resume && ps_u64set_has(&done, query_key(p))) {
                 skipped++;
                 continue;

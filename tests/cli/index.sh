@@ -205,10 +205,12 @@ total=$(wc -l <"$W/list.txt")
 : >"$W/exists.jsonl"
 run batch_exists 2 "$P" batch "$I2" --input "$W/list.txt" --output "$W/exists.jsonl"
 expect_in batch_exists err "already exists"
-"$P" batch --jobs 1 --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl" &
+run batch_pass0 2 "$P" batch --pass-size 0 "$I2" --input "$W/list.txt" --output "$W/pass0.jsonl"
+expect_in batch_pass0 err "pass-size"
+"$P" batch --jobs 1 --pass-size 32 --quiet "$I2" --input "$W/list.txt" --output "$W/out.jsonl" &
 pid=$!
-# kill -9 as soon as the first pass is on disk, mid-job (a wait, not a time limit: sanitizer builds
-# take many seconds over a pass)
+# kill -9 as soon as the first pass (32 queries) is on disk, mid-job (a wait, not a time limit:
+# sanitizer builds take many seconds over a pass)
 for _ in $(seq 1 12000); do [ -s "$W/out.jsonl" ] && break; sleep 0.02; done
 kill -9 $pid 2>/dev/null
 wait $pid 2>/dev/null
