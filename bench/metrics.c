@@ -1,7 +1,7 @@
 /* metrics.c — scores a method's copy-detection predictions against the benchmark ground truth (ISC2021 micro-AP and more). */
 /*
  * Usage: metrics GROUNDTRUTH.csv PREDICTIONS.csv [--threshold S] [--method NAME] [--json OUT.json]
- *                [--pr OUT.tsv] [--quiet]
+ *                [--pr OUT.tsv] [--shared SHARED.tsv] [--quiet]
  *        metrics --selftest
  *
  * GROUNDTRUTH.csv: header `query,reference,family,params,ref_x0,ref_y0,ref_x1,ref_y1` (columns found by
@@ -18,7 +18,12 @@
  *  - per positive family: the same three numbers on the pool made of that family's predictions plus all the
  *    negative queries' predictions, recall denominator = the family's positive queries;
  *  - at --threshold S: false-positive rate of negative queries (fraction with any prediction scoring >= S),
- *    and for positive queries the fractions whose top prediction (>= S) is right, wrong, or absent.
+ *    and for positive queries the fractions whose top prediction (>= S) is right, wrong, or absent;
+ *  - --shared SHARED.tsv (bench/data/make-data.sh writes data/shared-content.tsv: source and reference
+ *    pictures that share real content, found by bench/peers/shared_content.cpp): a prediction naming a
+ *    reference other than the query's own work that shares content with a picture the query was made
+ *    from (its work, and the `src=`/`bg=` files of its params) is neither right nor wrong: it is left out
+ *    of every pool, as "junk" results are in retrieval benchmarks, and counted as `ignored_shared`.
  */
 #define _GNU_SOURCE /* qsort_r, mkstemp */
 #include <errno.h>
@@ -263,6 +268,7 @@ typedef struct {
     char *name;
     char *reference; /* NULL for a negative query */
     int family;
+    char *sources[3]; /* base names of the pictures the query was made from: its work, src=, bg= */
 } gt_query;
 
 typedef struct {
@@ -284,9 +290,80 @@ typedef struct {
     int nfam;
     pred *p;
     size_t np;
-    size_t rows_read, unknown_rows, bad_rows;
+    size_t rows_read, unknown_rows, bad_rows, ignored_shared;
     int unknown_queries;
+    strmap shared; /* "source base name\x1freference" of pictures sharing content (--shared) */
+    int have_shared;
 } dataset;
+
+static const char *base_name(const char *p)
+{
+    const char *s = strrchr(p, '/');
+    return s ? s + 1 : p;
+}
+
+/* The value of key= in a params string (`k=v;k=v;...`), as a new string, or NULL. */
+static char *param_value(const char *params, const char *key)
+{
+    size_t kl = strlen(key);
+    for (const char *p = params; p && *p;) {
+        const char *end = strchr(p, ';');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (len > kl && strncmp(p, key, kl) == 0 && p[kl] == '=') {
+            char *v = xmalloc(len - kl);
+            memcpy(v, p + kl + 1, len - kl - 1);
+            v[len - kl - 1] = '\0';
+            return v;
+        }
+        p = end ? end + 1 : NULL;
+    }
+    return NULL;
+}
+
+static void load_shared(dataset *d, const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f)
+        die("cannot open %s: %s", path, strerror(errno));
+    strmap_init(&d->shared);
+    d->have_shared = 1;
+    char line[8192];
+    size_t n = 0;
+    while (fgets(line, sizeof line, f)) {
+        char *tab = strchr(line, '\t');
+        if (!tab)
+            continue;
+        *tab = '\0';
+        char *ref = tab + 1, *end = strpbrk(ref, "\t\r\n");
+        if (end)
+            *end = '\0';
+        if (n++ == 0 && !strcmp(line, "source"))
+            continue; /* header */
+        /* sharing content is symmetric: either picture may be the one a query was made from */
+        char key[8192 + 2];
+        snprintf(key, sizeof key, "%s\x1f%s", base_name(line), ref);
+        strmap_put(&d->shared, key, 1);
+        snprintf(key, sizeof key, "%s\x1f%s", base_name(ref), line);
+        strmap_put(&d->shared, key, 1);
+    }
+    fclose(f);
+}
+
+/* Does reference ref share content with a picture query q was made from (other than being its work)? */
+static int shares_content(const dataset *d, const gt_query *q, const char *ref)
+{
+    if (!d->have_shared)
+        return 0;
+    char key[8192 + 2];
+    for (int i = 0; i < 3; i++) {
+        if (!q->sources[i])
+            continue;
+        snprintf(key, sizeof key, "%s\x1f%s", q->sources[i], ref);
+        if (strmap_get(&d->shared, key) >= 0)
+            return 1;
+    }
+    return 0;
+}
 
 static int is_negative_family(const char *f) { return strncmp(f, "neg_", 4) == 0; }
 
@@ -298,7 +375,8 @@ static void load_groundtruth(dataset *d, const char *path, strmap *qmap)
     csv_row r = {0};
     if (!csv_read(f, &r))
         die("%s: empty file", path);
-    int cq = find_col(&r, "query"), cr = find_col(&r, "reference"), cf = find_col(&r, "family");
+    int cq = find_col(&r, "query"), cr = find_col(&r, "reference"), cf = find_col(&r, "family"),
+        cp = find_col(&r, "params");
     if (cq < 0 || cr < 0 || cf < 0)
         die("%s: header must have query,reference,family columns", path);
     strmap fmap;
@@ -343,6 +421,10 @@ static void load_groundtruth(dataset *d, const char *path, strmap *qmap)
         d->q[d->nq].name = xstrdup(qn);
         d->q[d->nq].reference = neg ? NULL : xstrdup(ref);
         d->q[d->nq].family = fi;
+        const char *params = cp >= 0 && (int)r.n > cp ? r.field[cp] : "";
+        d->q[d->nq].sources[0] = neg ? NULL : xstrdup(base_name(ref));
+        d->q[d->nq].sources[1] = param_value(params, "src");
+        d->q[d->nq].sources[2] = param_value(params, "bg");
         d->fam[fi].nqueries++;
         strmap_put(qmap, qn, d->nq);
         d->nq++;
@@ -407,6 +489,8 @@ static void load_predictions(dataset *d, const char *path, const strmap *qmap)
         }
         snprintf(key, keycap, "%d\x1f%s", qi, r.field[cr]);
         int pi = strmap_get(&pair, key);
+        if (pi == -2)
+            continue;
         if (pi >= 0) {
             if (s > d->p[pi].score)
                 d->p[pi].score = s;
@@ -417,6 +501,11 @@ static void load_predictions(dataset *d, const char *path, const strmap *qmap)
             d->p = xrealloc(d->p, cap * sizeof *d->p);
         }
         const char *gref = d->q[qi].reference;
+        if (!(gref && strcmp(gref, r.field[cr]) == 0) && shares_content(d, &d->q[qi], r.field[cr])) {
+            d->ignored_shared++;
+            strmap_put(&pair, key, -2); /* later rows of the pair are ignored too, not counted again */
+            continue;
+        }
         d->p[d->np].query = qi;
         d->p[d->np].score = s;
         d->p[d->np].tp = gref && strcmp(gref, r.field[cr]) == 0;
@@ -643,6 +732,9 @@ static void print_report(FILE *out, const dataset *d, const results *R, double t
                     frac(t->top_right, t->n), frac(t->top_wrong, t->n), frac(t->top_none, t->n));
     }
     fprintf(out, "threshold: %g   (FPR = negative queries with any prediction >= threshold)\n", thr);
+    if (d->have_shared)
+        fprintf(out, "ignored: %zu predictions naming a reference that shares content with the query's sources\n",
+                d->ignored_shared);
     free(o);
 }
 
@@ -669,6 +761,8 @@ static void write_json(const char *path, const dataset *d, const results *R, dou
     json_object_set_new(root, "rows_read", json_integer((json_int_t)d->rows_read));
     json_object_set_new(root, "rows_unknown_query", json_integer((json_int_t)d->unknown_rows));
     json_object_set_new(root, "rows_bad", json_integer((json_int_t)d->bad_rows));
+    json_object_set_new(root, "ignored_shared", d->have_shared ? json_integer((json_int_t)d->ignored_shared)
+                                                               : json_null());
     json_t *ov = json_pack("{s:f,s:f,s:f,s:i}", "uap", R->overall.uap, "r_at_p99", R->overall.r_p99, "r_at_p90",
                            R->overall.r_p90, "n_positive", R->npos);
     json_object_set_new(ov, "positives_at_threshold", thr_json(&R->pos_thr, 0));
@@ -704,7 +798,11 @@ static void dataset_free(dataset *d)
     for (int i = 0; i < d->nq; i++) {
         free(d->q[i].name);
         free(d->q[i].reference);
+        for (int k = 0; k < 3; k++)
+            free(d->q[i].sources[k]);
     }
+    if (d->have_shared)
+        strmap_free(&d->shared);
     for (int i = 0; i < d->nfam; i++)
         free(d->fam[i].name);
     free(d->q);
@@ -832,6 +930,46 @@ static int selftest(void)
         dataset_free(&d);
         strmap_free(&qmap);
     }
+    /* Shared content: b shares content with a and with outsider o.png (q4's src=): q1/b (q1 copies a),
+     * q2/a (q2 copies b: the relation is symmetric) and q4/b are ignored, q4/a stays a false positive,
+     * and q1/a stays right. Pool: 0.9 q1/a TP, 0.8 q4/a FP, 0.3 q2/b TP: uAP = 1/2 + 1/2 * 2/3. */
+    {
+        static const char gt2[] = "query,reference,family,params\n"
+                                  "q1.jpg,corpus/a.png,resize_down,scale=0.5\n"
+                                  "q2.jpg,corpus/b.png,mirror,\n"
+                                  "q4.jpg,,neg_plain,src=o.png;save=jpeg90\n";
+        static const char pr2[] = "query,reference,score\n"
+                                  "q1.jpg,corpus/a.png,0.9\n"
+                                  "q1.jpg,corpus/b.png,0.95\n"
+                                  "q4.jpg,corpus/a.png,0.8\n"
+                                  "q4.jpg,corpus/b.png,0.99\n"
+                                  "q4.jpg,corpus/b.png,0.7\n"
+                                  "q2.jpg,corpus/a.png,0.4\n"
+                                  "q2.jpg,corpus/b.png,0.3\n";
+        static const char sh2[] = "source\treference\tmirrored\tinliers\tagreement\n"
+                                  "corpus/a.png\tcorpus/b.png\t0\t80\t0.9\n"
+                                  "outsiders/o.png\tcorpus/b.png\t1\t50\t0.7\n";
+        char g2[] = "/tmp/metrics-gt-XXXXXX", p2[] = "/tmp/metrics-pred-XXXXXX", s2[] = "/tmp/metrics-sh-XXXXXX";
+        if (write_tmp(g2, gt2) || write_tmp(p2, pr2) || write_tmp(s2, sh2))
+            die("selftest: cannot write temporary files");
+        dataset d;
+        memset(&d, 0, sizeof d);
+        strmap qmap;
+        strmap_init(&qmap);
+        load_groundtruth(&d, g2, &qmap);
+        load_shared(&d, s2);
+        load_predictions(&d, p2, &qmap);
+        results R = evaluate(&d, 0.5, NULL);
+        fails += check(d.ignored_shared == 3 && d.np == 3, "shared content: 3 rows ignored, 3 kept",
+                       (double)d.ignored_shared, 3);
+        fails += check(near(R.overall.uap, 5.0 / 6.0), "shared content: uAP", R.overall.uap, 5.0 / 6.0);
+        results_free(&R);
+        dataset_free(&d);
+        strmap_free(&qmap);
+        unlink(g2);
+        unlink(p2);
+        unlink(s2);
+    }
     /* Tie handling on its own: all scores equal, 1 TP among 4 predictions, 1 positive query: the TP is
      * ranked last, so uAP = 1 * 1/4. */
     {
@@ -852,7 +990,7 @@ static int selftest(void)
 static void usage(FILE *f)
 {
     fputs("usage: metrics GROUNDTRUTH.csv PREDICTIONS.csv [--threshold S] [--method NAME] [--json OUT.json]\n"
-          "               [--pr OUT.tsv] [--quiet]\n"
+          "               [--pr OUT.tsv] [--shared SHARED.tsv] [--quiet]\n"
           "       metrics --selftest\n"
           "Scores copy-detection predictions: ISC2021 micro-AP, recall at precision 0.99/0.90 overall and per\n"
           "family (each family's predictions pooled with all negatives'), and rates at the threshold.\n",
@@ -861,7 +999,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    const char *gt = NULL, *pr = NULL, *json = NULL, *curve = NULL, *method = NULL;
+    const char *gt = NULL, *pr = NULL, *json = NULL, *curve = NULL, *method = NULL, *shared = NULL;
     double thr = 0.5;
     int quiet = 0;
     for (int i = 1; i < argc; i++) {
@@ -876,7 +1014,8 @@ int main(int argc, char **argv)
             quiet = 1;
             continue;
         }
-        if (!strcmp(a, "--threshold") || !strcmp(a, "--method") || !strcmp(a, "--json") || !strcmp(a, "--pr")) {
+        if (!strcmp(a, "--threshold") || !strcmp(a, "--method") || !strcmp(a, "--json") || !strcmp(a, "--pr") ||
+            !strcmp(a, "--shared")) {
             if (i + 1 >= argc)
                 die("%s needs a value", a);
             const char *v = argv[++i];
@@ -889,6 +1028,8 @@ int main(int argc, char **argv)
                 method = v;
             else if (!strcmp(a, "--json"))
                 json = v;
+            else if (!strcmp(a, "--shared"))
+                shared = v;
             else
                 curve = v;
             continue;
@@ -913,6 +1054,8 @@ int main(int argc, char **argv)
     strmap qmap;
     strmap_init(&qmap);
     load_groundtruth(&d, gt, &qmap);
+    if (shared)
+        load_shared(&d, shared);
     load_predictions(&d, pr, &qmap);
     if (d.unknown_queries)
         fprintf(stderr, "metrics: warning: %zu prediction rows for %d queries not in the ground truth ignored\n",

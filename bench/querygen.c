@@ -1624,7 +1624,9 @@ static void make_query(const inputs *in, const char *out_dir, uint64_t seed, job
                 break;
             int i = randint(&r, in->hard.path.n);
             snprintf(src_path, sizeof src_path, "%s", in->hard.path.v[i]);
-            snprintf(extra, sizeof extra, "similar_to=%s", in->hard.similar.v[i]);
+            const char *slash = strrchr(in->hard.path.v[i], '/');
+            snprintf(extra, sizeof extra, "src=%s;similar_to=%s", slash ? slash + 1 : in->hard.path.v[i],
+                     in->hard.similar.v[i]);
         } else {
             if (!in->outsiders.n)
                 break;
