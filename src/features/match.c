@@ -856,7 +856,8 @@ provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query 
         return PROVSCAN_E_NOMEM;
     }
     int n = q->n2 / 2;
-    memcpy(desc, query->desc, 32 * (size_t)n);
+    if (n > 0) /* a featureless query has no descriptor array at all */
+        memcpy(desc, query->desc, 32 * (size_t)n);
     for (int i = 0; i < n; i++)
         ps_desc_mirror(query->desc + 32 * (size_t)i, desc + 32 * (size_t)(n + i));
     int count[MAX_CELLS] = {0};

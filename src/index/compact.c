@@ -294,22 +294,22 @@ static provscan_status merge(provscan_index *idx, const int64_t *seqs, size_t n,
 
     /* Swap in one transaction; the old files go only after the commit (readers holding them mapped
      * keep valid mappings; readers opening later see the new list). */
-    char list[1024] = "";
-    for (size_t j = 0; j < n; j++) {
-        char item[32];
-        snprintf(item, sizeof item, "%s%lld", j ? "," : "", (long long)seqs[j]);
-        strncat(list, item, sizeof list - strlen(list) - 1);
-    }
-    char sql[1400];
+    /* at most 64 seqs of at most 20 characters and a comma each: the list cannot be cut */
+    char list[64 * 21 + 1] = "";
+    size_t used = 0;
+    for (size_t j = 0; j < n; j++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%lld", j ? "," : "", (long long)seqs[j]);
     s = ps_sql_exec(idx, "BEGIN IMMEDIATE", err);
     if (s == PROVSCAN_OK) {
-        snprintf(sql, sizeof sql,
-                 "INSERT INTO segments(seq, kind, file, records, checksum, created_at) VALUES(%lld, 1, '%s', %zu, %u, %lld);"
-                 "UPDATE works SET segment = %lld WHERE segment IN (%s);"
-                 "DELETE FROM tombstones WHERE segment IN (%s);"
-                 "DELETE FROM segments WHERE seq IN (%s);",
-                 (long long)seq, file, records, checksum, (long long)ps_unix_time(), (long long)seq, list, list, list);
-        s = ps_sql_exec(idx, sql, err);
+        char *sql = sqlite3_mprintf(
+            "INSERT INTO segments(seq, kind, file, records, checksum, created_at) VALUES(%lld, 1, %Q, %llu, %u, %lld);"
+            "UPDATE works SET segment = %lld WHERE segment IN (%s);"
+            "DELETE FROM tombstones WHERE segment IN (%s);"
+            "DELETE FROM segments WHERE seq IN (%s);",
+            (long long)seq, file, (unsigned long long)records, checksum, (long long)ps_unix_time(), (long long)seq,
+            list, list, list);
+        s = sql ? ps_sql_exec(idx, sql, err) : ps_fail(err, PROVSCAN_E_NOMEM, "out of memory merging segments");
+        sqlite3_free(sql);
     }
     if (s == PROVSCAN_OK)
         s = ps_sql_exec(idx, "COMMIT", err);
