@@ -125,7 +125,7 @@ int main(int argc, char **argv)
     size_t n = 0, flagged = 0;
     for (size_t i = 0; i < np; i++) {
         double s0 = seconds();
-        if (provscan_analyze_file(list.v[i].path, 0, 1, &a[n], &err) != PROVSCAN_OK) {
+        if (provscan_analyze_file(list.v[i].path, 0, PROVSCAN_LOCAL_QUERY, &a[n], &err) != PROVSCAN_OK) {
             fprintf(stderr, "scan_speed: %s\n", err.message);
             continue;
         }
@@ -183,7 +183,7 @@ int main(int argc, char **argv)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(threads[k])
         for (size_t i = 0; i < n; i++) {
             provscan_error e2;
-            provscan_analyze_file(qpath[i], 0, 1, &b[i], &e2);
+            provscan_analyze_file(qpath[i], 0, PROVSCAN_LOCAL_QUERY, &b[i], &e2);
         }
         double b1 = seconds();
         provscan_search_options f = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = threads[k],

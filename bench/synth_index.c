@@ -82,7 +82,8 @@ int main(int argc, char **argv)
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < np; i++) {
         provscan_error e2;
-        if (provscan_analyze_file(list.v[i].path, 0, 1, &bases[i].a, &e2) != PROVSCAN_OK || !bases[i].a.local)
+        if (provscan_analyze_file(list.v[i].path, 0, PROVSCAN_LOCAL_WORK, &bases[i].a, &e2) != PROVSCAN_OK ||
+            !bases[i].a.local)
             continue;
         ps_features *f = &bases[i].a.local->f;
         bases[i].feat_size = ps_features_serialized_size(f);

@@ -223,8 +223,17 @@ typedef struct provscan_analysis {
     provscan_local *local; /* NULL when not asked for, or when the image has no usable features */
 } provscan_analysis;
 
-/* Reads path once, scans its metadata, decodes it in fast mode, fingerprints it and, when
- * want_local is set, extracts its local features. */
+/* What provscan_analyze_file extracts besides the fingerprint. A query gets more local features
+ * than a work in an index, so that a small pasted or cropped region of a work still holds enough
+ * of them (docs/features.md, "Feature budgets"). */
+typedef enum provscan_local_mode {
+    PROVSCAN_LOCAL_NONE = 0,  /* fingerprint only */
+    PROVSCAN_LOCAL_QUERY = 1, /* local features with a query's budget */
+    PROVSCAN_LOCAL_WORK = 2,  /* local features as an index stores them for a work */
+} provscan_local_mode;
+
+/* Reads path once, scans its metadata, decodes it in fast mode, fingerprints it and extracts its
+ * local features as want_local (a provscan_local_mode) says. */
 PROVSCAN_API provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int want_local,
                                                    provscan_analysis *out, provscan_error *err);
 PROVSCAN_API void provscan_analysis_free(provscan_analysis *a);

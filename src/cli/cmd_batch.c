@@ -269,7 +269,9 @@ int cmd_batch(int argc, char **argv)
             break;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o.jobs)
         for (int i = 0; i < n; i++)
-            sts[i] = paths[i] ? provscan_analyze_file(paths[i], o.max_pixels, o.policy.local, &an[i], &errs[i])
+            sts[i] = paths[i] ? provscan_analyze_file(paths[i], o.max_pixels,
+                                                      o.policy.local ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_NONE,
+                                                      &an[i], &errs[i])
                               : PROVSCAN_E_NOMEM;
         size_t nq = 0;
         for (int i = 0; i < n; i++)

@@ -82,7 +82,9 @@ int cmd_compare(int argc, char **argv)
     memset(an, 0, sizeof an);
 #pragma omp parallel for num_threads(2)
     for (int i = 0; i < 2; i++)
-        st[i] = provscan_analyze_file(path[i], max_pixels, local, &an[i], &err[i]);
+        st[i] = provscan_analyze_file(path[i], max_pixels,
+                                      !local ? PROVSCAN_LOCAL_NONE : i == 0 ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_WORK,
+                                      &an[i], &err[i]);
     if (st[0] != PROVSCAN_OK || st[1] != PROVSCAN_OK) {
         for (int i = 0; i < 2; i++)
             if (st[i] != PROVSCAN_OK)

@@ -72,7 +72,9 @@ int cmd_scan(int argc, char **argv)
         int n = nfiles - start < SCAN_CHUNK ? nfiles - start : SCAN_CHUNK;
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o.jobs)
         for (int i = 0; i < n; i++)
-            sts[i] = provscan_analyze_file(files[start + i], o.max_pixels, o.policy.local, &an[i], &errs[i]);
+            sts[i] = provscan_analyze_file(files[start + i], o.max_pixels,
+                                           o.policy.local ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_NONE, &an[i],
+                                           &errs[i]);
         size_t nq = 0;
         for (int i = 0; i < n; i++)
             if (sts[i] == PROVSCAN_OK)

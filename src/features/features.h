@@ -58,7 +58,11 @@ typedef struct ps_feature_params {
     int max_features; /* default 500; clamped to [16, 4000] */
 } ps_feature_params;
 
+/* Budgets: a work in an index keeps PS_FEATURES_DEFAULT_MAX features; a query gets
+ * PS_QUERY_FEATURES, so that a region pasted or cropped out of a work, a small part of the query,
+ * still holds enough of them to be matched (docs/features.md, "Feature budgets"). */
 #define PS_FEATURES_DEFAULT_MAX 500
+#define PS_QUERY_FEATURES 750
 
 void ps_feature_params_default(ps_feature_params *p);
 

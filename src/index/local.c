@@ -16,14 +16,15 @@
 /* records per accumulator block: 2 x 2 bytes each, 256 KiB, within a core's L2 */
 #define RETRIEVE_BLOCK 65536
 
-provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height,
+provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height, int max_features,
                                     provscan_local **out)
 {
     *out = NULL;
     provscan_local *l = calloc(1, sizeof *l);
     if (!l)
         return PROVSCAN_E_NOMEM;
-    provscan_status st = ps_features_extract(img, NULL, NULL, &l->f);
+    ps_feature_params fp = {.max_features = max_features};
+    provscan_status st = ps_features_extract(img, NULL, &fp, &l->f);
     if (st != PROVSCAN_OK || l->f.n == 0) {
         ps_local_free(l);
         return st;
@@ -286,8 +287,8 @@ void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_loca
 double ps_copy_probability(const ps_evidence *ev)
 {
     double x[PS_FEAT_COUNT];
-    ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->work_coverage,
-                            ev->query_coverage, x);
+    ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->matches,
+                            ev->work_coverage, ev->query_coverage, x);
     return ps_calibration_probability(ps_calibration_get(), x);
 }
 
@@ -316,8 +317,9 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
     memset(f, 0, sizeof f);
     ps_geo_match m;
     memset(&m, 0, sizeof m);
-    if (st == PROVSCAN_OK && (st = ps_features_extract(img[0], NULL, NULL, &f[0])) == PROVSCAN_OK &&
-        (st = ps_features_extract(img[1], NULL, NULL, &f[1])) == PROVSCAN_OK &&
+    ps_feature_params budget[2] = {{.max_features = PS_QUERY_FEATURES}, {.max_features = PS_FEATURES_DEFAULT_MAX}};
+    if (st == PROVSCAN_OK && (st = ps_features_extract(img[0], NULL, &budget[0], &f[0])) == PROVSCAN_OK &&
+        (st = ps_features_extract(img[1], NULL, &budget[1], &f[1])) == PROVSCAN_OK &&
         (st = ps_features_match(&f[0], &f[1], &m)) == PROVSCAN_OK) {
         if (m.inliers > 0)
             ps_geo_match_refine_region(img[0], img[1], &m);

@@ -13,8 +13,9 @@ struct provscan_local {
     ps_match_query *match;            /* f prepared for matching against each candidate */
 };
 
-/* Local features of a decoded query image (*out NULL when the image has none). */
-provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height,
+/* Local features of a decoded image, at most max_features of them (*out NULL when the image has
+ * none). */
+provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height, int max_features,
                                     provscan_local **out);
 void ps_local_free(provscan_local *l);
 
