@@ -149,16 +149,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
-    ps_view view = {0};
-    view.n = idx->snap.n;
-    view.segs = calloc(view.n + 1, sizeof *view.segs);
-    view.mih = calloc(view.n + 1, sizeof *view.mih);
-    view.tombstones = calloc(view.n + 1, sizeof *view.tombstones);
-    view.shard = calloc(view.n + 1, sizeof *view.shard);
-    for (size_t s = 0; s < view.n; s++) {
-        view.segs[s] = &idx->snap.segs[s];
-        view.mih[s] = idx->snap.mih[s];
-        view.tombstones[s] = &idx->snap.tombstones;
+    ps_view view;
+    if (ps_view_build(&idx, 1, &view) != 0) {
+        fprintf(stderr, "retrieval_eval: out of memory\n");
+        return 1;
     }
     /* candidates per query, kept for the single-threaded path lookup below */
     ps_local_candidate *cands = calloc(nrows * max, sizeof *cands);
@@ -263,6 +257,7 @@ int main(int argc, char **argv)
         works += view.segs[s]->records;
     printf("retrieval median %.3f ms per query (%zu queries, %d threads, %llu records)\n",
            ntimes ? times[ntimes / 2] * 1e3 : 0, ntimes, jobs, (unsigned long long)works);
+    ps_view_free(&view);
     provscan_index_close(idx);
     return 0;
 }

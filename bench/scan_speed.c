@@ -100,17 +100,13 @@ int main(int argc, char **argv)
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
-    ps_view view = {0};
-    view.n = idx->snap.n;
-    view.segs = calloc(view.n + 1, sizeof *view.segs);
-    view.mih = calloc(view.n + 1, sizeof *view.mih);
-    view.tombstones = calloc(view.n + 1, sizeof *view.tombstones);
-    view.shard = calloc(view.n + 1, sizeof *view.shard);
+    ps_view view;
+    if (ps_view_build(&idx, 1, &view) != 0) {
+        fprintf(stderr, "scan_speed: out of memory\n");
+        return 1;
+    }
     volatile uint64_t touch = 0;
     for (size_t s = 0; s < view.n; s++) {
-        view.segs[s] = &idx->snap.segs[s];
-        view.mih[s] = idx->snap.mih[s];
-        view.tombstones[s] = &idx->snap.tombstones;
         /* read every page once: the timings are of a cached index, not of the disk */
         const uint8_t *base = idx->snap.segs[s].map;
         for (size_t off = 0; off < idx->snap.segs[s].map_size; off += 4096)

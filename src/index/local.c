@@ -60,6 +60,41 @@ void ps_local_free(provscan_local *l)
     free(l);
 }
 
+int ps_view_build(provscan_index *const *shards, size_t nshards, ps_view *out)
+{
+    memset(out, 0, sizeof *out);
+    size_t nsegs = 0;
+    for (size_t i = 0; i < nshards; i++)
+        nsegs += shards[i]->snap.n;
+    size_t cap = nsegs ? nsegs : 1;
+    out->segs = calloc(cap, sizeof *out->segs);
+    out->tombstones = calloc(cap, sizeof *out->tombstones);
+    out->shard = calloc(cap, sizeof *out->shard);
+    out->mih = calloc(cap, sizeof *out->mih);
+    if (!out->segs || !out->tombstones || !out->shard || !out->mih) {
+        ps_view_free(out);
+        return -1;
+    }
+    for (size_t i = 0; i < nshards; i++)
+        for (size_t j = 0; j < shards[i]->snap.n; j++) {
+            out->segs[out->n] = &shards[i]->snap.segs[j];
+            out->mih[out->n] = shards[i]->snap.mih[j];
+            out->tombstones[out->n] = &shards[i]->snap.tombstones;
+            out->shard[out->n] = (uint32_t)i;
+            out->n++;
+        }
+    return 0;
+}
+
+void ps_view_free(ps_view *v)
+{
+    free(v->segs);
+    free(v->tombstones);
+    free(v->shard);
+    free(v->mih);
+    memset(v, 0, sizeof *v);
+}
+
 /* Min-heap of the best candidates, by score; ties go to the lower PDQ prefix (then segment and
  * record), so the choice does not depend on how works are spread over segments or shards. */
 static int worse(const ps_local_candidate *a, const ps_local_candidate *b)

@@ -36,6 +36,11 @@ typedef struct ps_view {
     uint32_t *shard;
 } ps_view;
 
+/* The segments of nshards loaded snapshots as one view (ps_snapshot_load first); 0, or -1 when out
+ * of memory. Release with ps_view_free. */
+int ps_view_build(provscan_index *const *shards, size_t nshards, ps_view *out);
+void ps_view_free(ps_view *v);
+
 /* Candidates from the inverted files of every segment: works sharing enough visual words with the
  * query (in either orientation), best first, at most max. Tombstoned records are skipped. */
 size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out);

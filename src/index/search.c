@@ -211,37 +211,19 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     int local = opts && opts->local;
     double min_probability = opts ? opts->min_probability : 0.0;
     /* All shards' segments as one list: every stage below sees one corpus. */
-    size_t nsegs = 0;
-    for (size_t i = 0; i < nshards; i++) {
+    for (size_t i = 0; i < nshards; i++)
         if (!shards[i]->snap_loaded)
             PS_TRY(ps_snapshot_load(shards[i], 0, err));
-        nsegs += shards[i]->snap.n;
-    }
-    ps_view view = {0};
-    view.segs = calloc(nsegs ? nsegs : 1, sizeof *view.segs);
-    view.tombstones = calloc(nsegs ? nsegs : 1, sizeof *view.tombstones);
-    view.shard = calloc(nsegs ? nsegs : 1, sizeof *view.shard);
-    view.mih = calloc(nsegs ? nsegs : 1, sizeof *view.mih);
+    ps_view view;
     uint8_t *qcodes = malloc((nq ? nq : 1) * PROVSCAN_DIHEDRAL_COUNT * 32);
-    if (!view.segs || !view.tombstones || !view.shard || !view.mih || !qcodes) {
-        free(view.segs);
-        free(view.tombstones);
-        free(view.shard);
-        free(view.mih);
+    if (ps_view_build(shards, nshards, &view) != 0 || !qcodes) {
+        ps_view_free(&view);
         free(qcodes);
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
     }
     for (size_t q = 0; q < nq; q++)
         for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
             memcpy(qcodes + (q * PROVSCAN_DIHEDRAL_COUNT + v) * 32, queries[q].fp.pdq[v].bytes, 32);
-    for (size_t i = 0; i < nshards; i++)
-        for (size_t j = 0; j < shards[i]->snap.n; j++) {
-            view.segs[view.n] = &shards[i]->snap.segs[j];
-            view.mih[view.n] = shards[i]->snap.mih[j];
-            view.tombstones[view.n] = &shards[i]->snap.tombstones;
-            view.shard[view.n] = (uint32_t)i;
-            view.n++;
-        }
     const ps_view *vw = &view;
     int keep = k > GLOBAL_KEEP ? k : GLOBAL_KEEP;
 
@@ -380,10 +362,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     for (size_t i = 0; rows && i < nshards; i++)
         sqlite3_finalize(rows[i]);
     free(rows);
-    free(view.segs);
-    free(view.tombstones);
-    free(view.shard);
-    free(view.mih);
+    ps_view_free(&view);
     free(qcodes);
     if (lists)
         for (size_t q = 0; q < nq; q++)
