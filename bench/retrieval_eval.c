@@ -1,32 +1,31 @@
 /* retrieval_eval.c — how often the local stage's candidate retrieval lists a copy's true work, per query family. */
-#include <math.h>
-#include <omp.h>
+#include <errno.h>
 #include <sqlite3.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/csv.h"
 #include "common/util.h"
 #include "index/index_internal.h"
 #include "index/local.h"
 #include "provscan.h"
 
-/* usage: retrieval_eval INDEX QUERYDIR [--max K] [--jobs T] [--family NAME] [--dump FILE]
+/* usage: retrieval_eval INDEX QUERYDIR [--max K] [--family NAME] [--dump FILE]
  *
  * QUERYDIR holds the queries and groundtruth.csv (query,reference,family,...; bench/data/make-queries.sh).
  * Every query is analysed as a scan does (PROVSCAN_LOCAL_QUERY) and its candidates are retrieved from
- * INDEX's inverted files (ps_local_retrieve, up to K, default 500); the rank of a positive query's true
- * work (the best rank when it copies several) is looked up by path: an index path matches a reference
- * when it ends with "/" + reference. Its rank by PDQ distance among the nearest 64 comes from a global
- * search. Prints, per family, recall at several list lengths — the search verifies LOCAL_CANDIDATES (48)
- * of them — and R@48+P8 / R@48+P16: the true work is among the 48 retrieved or the 8 / 16 nearest by PDQ
- * (a scan adds the 8 nearest; a listing distance over 64 lists top-k, at least 16), which bounds what
- * verification can find; then the median retrieval time per query.
+ * INDEX's inverted files (ps_local_retrieve, up to K, default 500), one query at a time; a positive
+ * query's true work (the best rank when it copies several) is its reference's work in the index, found
+ * by path (an index path matches a reference when it ends with "/" + reference). Its rank by PDQ
+ * distance among the nearest 64 comes from a global search. Prints, per family, recall at several list
+ * lengths — the search verifies LOCAL_CANDIDATES (48) of them — and R@48+P8 / R@48+P16: the true work is
+ * among the 48 retrieved or the 8 / 16 nearest by PDQ (a scan adds the 8 nearest; a listing distance
+ * over 64 lists top-k, at least 16), which bounds what verification can find; then the median
+ * retrieval time per query. An unreadable query is named on stderr and left out.
  *
  * --dump FILE: one line per query (negatives too): query, family, rank (0 = not retrieved, or a
- * negative), PDQ rank (0 = not among the nearest 64), the retrieval scores of the first 48 candidates.
- * --jobs: analysis and retrieval run in parallel, but the PDQ search shares the index's SQLite
- * connection and is far slower so; 1 (the default) is the measured setting. */
+ * negative), PDQ rank (0 = not among the nearest 64), the retrieval scores of the first 48 candidates. */
 
 #define MAX_REFS 4
 static const int cutoffs[] = {1, 5, 10, 24, 48, 96, 200, 500};
@@ -35,6 +34,7 @@ static const int cutoffs[] = {1, 5, 10, 24, 48, 96, 200, 500};
 typedef struct {
     char *query, *family;
     char *ref[MAX_REFS];
+    int64_t ref_id[MAX_REFS]; /* in the index; -1 = not in it */
     int nref;
     int rank;     /* 1-based; 0 = not retrieved */
     int pdq_rank; /* 1-based rank by PDQ distance among the nearest 64; 0 = farther */
@@ -48,54 +48,65 @@ static int cmp_double(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* groundtruth.csv: the first three fields of each line (no quoting is used by make-queries.sh) */
-static query_row *read_groundtruth(const char *path, size_t *n)
+static void *xrealloc(void *p, size_t n)
 {
+    p = realloc(p, n ? n : 1);
+    if (!p) {
+        fprintf(stderr, "retrieval_eval: out of memory\n");
+        exit(1);
+    }
+    return p;
+}
+
+static char *xstrdup(const char *s)
+{
+    size_t n = strlen(s) + 1;
+    return memcpy(xrealloc(NULL, n), s, n);
+}
+
+/* groundtruth.csv (header, then query,reference,family,...): one row per query, its references in
+ * order; a negative family (neg_*) has none. NULL with *why set when the file cannot be used. */
+static query_row *read_groundtruth(const char *path, size_t *n, const char **why)
+{
+    *n = 0;
     FILE *f = fopen(path, "r");
-    if (!f)
+    if (!f) {
+        *why = strerror(errno);
         return NULL;
-    char line[4096];
+    }
+    ps_csv csv = {.f = f};
     query_row *rows = NULL;
     size_t cap = 0;
-    *n = 0;
-    if (!fgets(line, sizeof line, f)) { /* header */
-        fclose(f);
-        return NULL;
-    }
-    while (fgets(line, sizeof line, f)) {
-        line[strcspn(line, "\r\n")] = 0;
-        char *field[3] = {line, NULL, NULL};
-        for (int k = 1; k < 3 && field[k - 1]; k++) {
-            char *comma = strchr(field[k - 1], ',');
-            if (comma)
-                *comma = 0;
-            field[k] = comma ? comma + 1 : NULL;
-        }
-        char *q = field[0], *ref = field[1], *fam = field[2];
-        if (!fam)
+    int r = ps_csv_next(&csv); /* header */
+    while (r > 0 && (r = ps_csv_next(&csv)) > 0) {
+        if (csv.nfields < 3)
             continue;
-        fam[strcspn(fam, ",")] = 0;
-        int negative = !strncmp(fam, "neg", 3);
+        const char *q = csv.fields[0], *ref = csv.fields[1], *fam = csv.fields[2];
+        int negative = !strncmp(fam, "neg_", 4);
         if (!negative && !*ref)
             continue;
-        query_row *r = NULL;
-        for (size_t i = 0; i < *n; i++)
-            if (!strcmp(rows[i].query, q))
-                r = &rows[i];
-        if (!r) {
-            if (*n == cap) {
-                cap = cap ? 2 * cap : 1024;
-                rows = realloc(rows, cap * sizeof *rows);
-            }
-            r = &rows[(*n)++];
-            memset(r, 0, sizeof *r);
-            r->query = strdup(q);
-            r->family = strdup(fam);
+        /* make-queries.sh writes a query's rows together */
+        query_row *row = *n && !strcmp(rows[*n - 1].query, q) ? &rows[*n - 1] : NULL;
+        if (!row) {
+            if (*n == cap)
+                rows = xrealloc(rows, (cap = cap ? 2 * cap : 1024) * sizeof *rows);
+            row = &rows[(*n)++];
+            memset(row, 0, sizeof *row);
+            for (int k = 0; k < MAX_REFS; k++)
+                row->ref_id[k] = -1;
+            row->query = xstrdup(q);
+            row->family = xstrdup(fam);
         }
-        if (!negative && r->nref < MAX_REFS)
-            r->ref[r->nref++] = strdup(ref);
+        if (!negative && row->nref < MAX_REFS)
+            row->ref[row->nref++] = xstrdup(ref);
     }
+    ps_csv_free(&csv);
     fclose(f);
+    if (r < 0 || *n == 0) {
+        *why = r < 0 ? "malformed CSV" : "no queries";
+        free(rows);
+        return NULL;
+    }
     return rows;
 }
 
@@ -105,27 +116,59 @@ static int path_is_ref(const char *path, const char *ref)
     return lp > lr && path[lp - lr - 1] == '/' && !strcmp(path + lp - lr, ref);
 }
 
+/* The index's work ids of each query's references, read once: an index path matches a reference when
+ * it ends with "/" + reference. */
+static int resolve_refs(provscan_index *idx, query_row *rows, size_t nrows, provscan_error *err)
+{
+    sqlite3_stmt *st;
+    if (ps_sql_prepare(idx, "SELECT id, path FROM works", &st, err) != PROVSCAN_OK)
+        return -1;
+    while (sqlite3_step(st) == SQLITE_ROW) {
+        int64_t id = sqlite3_column_int64(st, 0);
+        const char *path = (const char *)sqlite3_column_text(st, 1);
+        for (size_t i = 0; path && i < nrows; i++)
+            for (int r = 0; r < rows[i].nref; r++)
+                if (rows[i].ref_id[r] < 0 && path_is_ref(path, rows[i].ref[r]))
+                    rows[i].ref_id[r] = id;
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
+static int is_ref(const query_row *row, int64_t id)
+{
+    for (int r = 0; r < row->nref; r++)
+        if (row->ref_id[r] == id)
+            return 1;
+    return 0;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: retrieval_eval INDEX QUERYDIR [--max K] [--family NAME] [--dump FILE]\n");
+}
+
 int main(int argc, char **argv)
 {
     const char *index = NULL, *dir = NULL, *only = NULL, *dump = NULL;
     size_t max = 500;
-    int jobs = 1;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--max") && i + 1 < argc)
             max = (size_t)atol(argv[++i]);
-        else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
-            jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--dump") && i + 1 < argc)
             dump = argv[++i];
         else if (!strcmp(argv[i], "--family") && i + 1 < argc)
             only = argv[++i];
-        else if (!index)
+        else if (argv[i][0] == '-' || (index && dir)) {
+            usage();
+            return 2;
+        } else if (!index)
             index = argv[i];
         else
             dir = argv[i];
     }
     if (!index || !dir || max == 0) {
-        fprintf(stderr, "usage: retrieval_eval INDEX QUERYDIR [--max K] [--jobs T] [--family NAME] [--dump FILE]\n");
+        usage();
         return 2;
     }
     provscan_error err;
@@ -133,19 +176,15 @@ int main(int argc, char **argv)
     char gt[4096];
     snprintf(gt, sizeof gt, "%s/groundtruth.csv", dir);
     size_t nrows;
-    query_row *rows = read_groundtruth(gt, &nrows);
+    const char *why = NULL;
+    query_row *rows = read_groundtruth(gt, &nrows, &why);
     if (!rows) {
-        fprintf(stderr, "retrieval_eval: cannot read %s\n", gt);
+        fprintf(stderr, "retrieval_eval: %s: %s\n", gt, why);
         return 2;
     }
     provscan_index *idx;
-    if (provscan_index_open(index, 0, &idx, &err) != PROVSCAN_OK || provscan_index_prepare(idx, &err) != PROVSCAN_OK) {
-        fprintf(stderr, "%s\n", err.message);
-        return 1;
-    }
-    /* work id -> path */
-    sqlite3_stmt *st;
-    if (ps_sql_prepare(idx, "SELECT path FROM works WHERE id = ?", &st, &err) != PROVSCAN_OK) {
+    if (provscan_index_open(index, 0, &idx, &err) != PROVSCAN_OK || provscan_index_prepare(idx, &err) != PROVSCAN_OK ||
+        resolve_refs(idx, rows, nrows, &err) != 0) {
         fprintf(stderr, "%s\n", err.message);
         return 1;
     }
@@ -154,62 +193,60 @@ int main(int argc, char **argv)
         fprintf(stderr, "retrieval_eval: out of memory\n");
         return 1;
     }
-    /* candidates per query, kept for the single-threaded path lookup below */
-    ps_local_candidate *cands = calloc(nrows * max, sizeof *cands);
-    size_t *ncands = calloc(nrows, sizeof *ncands);
-#pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
+    FILE *out = dump ? fopen(dump, "w") : NULL; /* opened first: a bad path fails before the work */
+    if (dump && !out) {
+        fprintf(stderr, "retrieval_eval: %s: %s\n", dump, strerror(errno));
+        return 1;
+    }
+    /* one query at a time: the PDQ search shares the index's SQLite connection */
+    ps_local_candidate *cands = xrealloc(NULL, max * sizeof *cands);
+    float(*scores)[48] = xrealloc(NULL, nrows * sizeof *scores);
+    int *nscores = xrealloc(NULL, nrows * sizeof *nscores);
     for (size_t i = 0; i < nrows; i++) {
+        nscores[i] = 0;
         if (only && strcmp(rows[i].family, only))
             continue;
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", dir, rows[i].query);
         provscan_analysis a;
-        provscan_error e;
-        if (provscan_analyze_file(path, 0, PROVSCAN_LOCAL_QUERY, &a, &e) != PROVSCAN_OK)
+        if (provscan_analyze_file(path, 0, PROVSCAN_LOCAL_QUERY, &a, &err) != PROVSCAN_OK) {
+            fprintf(stderr, "retrieval_eval: %s (query left out)\n", err.message);
             continue;
+        }
         rows[i].readable = 1;
         uint64_t t0 = ps_now_ns();
-        if (a.local)
-            ncands[i] = ps_local_retrieve(&view, a.local, max, cands + i * max);
+        size_t nc = a.local ? ps_local_retrieve(&view, a.local, max, cands) : 0;
         rows[i].seconds = (double)(ps_now_ns() - t0) / 1e9;
+        for (size_t c = 0; c < nc; c++) {
+            const int64_t *ids = ps_segment_section(view.segs[cands[c].seg], PS_SEC_IDS, NULL);
+            if (!rows[i].rank && is_ref(&rows[i], ids[cands[c].record]))
+                rows[i].rank = (int)c + 1;
+            if (c < 48)
+                scores[i][nscores[i]++] = cands[c].score;
+        }
         /* the search's other source of local candidates: the nearest works by PDQ */
         provscan_search_options g = {.top_k = 64, .max_distance = 256, .jobs = 1, .local = 0};
         provscan_results res;
-        if (provscan_index_search(idx, &a, 1, &g, &res, &e) == PROVSCAN_OK) {
+        if (provscan_index_search(idx, &a, 1, &g, &res, &err) == PROVSCAN_OK) {
             for (size_t m = 0; m < res.count[0] && !rows[i].pdq_rank; m++)
-                for (int r = 0; r < rows[i].nref; r++)
-                    if (path_is_ref(res.match[0][m].path, rows[i].ref[r]))
-                        rows[i].pdq_rank = (int)m + 1;
+                if (is_ref(&rows[i], res.match[0][m].work_id))
+                    rows[i].pdq_rank = (int)m + 1;
             provscan_results_free(&res);
         }
         provscan_analysis_free(&a);
     }
-    for (size_t i = 0; i < nrows; i++) {
-        for (size_t c = 0; c < ncands[i] && !rows[i].rank; c++) {
-            const ps_local_candidate *k = &cands[i * max + c];
-            const int64_t *ids = ps_segment_section(view.segs[k->seg], PS_SEC_IDS, NULL);
-            sqlite3_reset(st);
-            sqlite3_bind_int64(st, 1, ids[k->record]);
-            if (sqlite3_step(st) != SQLITE_ROW)
-                continue;
-            const char *p = (const char *)sqlite3_column_text(st, 0);
-            for (int r = 0; r < rows[i].nref && p; r++)
-                if (path_is_ref(p, rows[i].ref[r]))
-                    rows[i].rank = (int)c + 1;
-        }
-    }
-    sqlite3_finalize(st);
-    if (dump) {
-        FILE *f = fopen(dump, "w");
-        for (size_t i = 0; f && i < nrows; i++)
+    if (out) {
+        for (size_t i = 0; i < nrows; i++)
             if (rows[i].readable) {
-                fprintf(f, "%s\t%s\t%d\t%d\t", rows[i].query, rows[i].family, rows[i].rank, rows[i].pdq_rank);
-                for (size_t c = 0; c < ncands[i] && c < 48; c++)
-                    fprintf(f, "%s%.4f", c ? "," : "", cands[i * max + c].score);
-                fprintf(f, "\n");
+                fprintf(out, "%s\t%s\t%d\t%d\t", rows[i].query, rows[i].family, rows[i].rank, rows[i].pdq_rank);
+                for (int c = 0; c < nscores[i]; c++)
+                    fprintf(out, "%s%.4f", c ? "," : "", scores[i][c]);
+                fprintf(out, "\n");
             }
-        if (f)
-            fclose(f);
+        if (fclose(out) != 0) {
+            fprintf(stderr, "retrieval_eval: %s: %s\n", dump, strerror(errno));
+            return 1;
+        }
     }
 
     /* per family, in order of first appearance, then all */
@@ -255,8 +292,8 @@ int main(int argc, char **argv)
     uint64_t works = 0;
     for (size_t s = 0; s < view.n; s++)
         works += view.segs[s]->records;
-    printf("retrieval median %.3f ms per query (%zu queries, %d threads, %llu records)\n",
-           ntimes ? times[ntimes / 2] * 1e3 : 0, ntimes, jobs, (unsigned long long)works);
+    printf("retrieval median %.3f ms per query (%zu queries, one thread, %llu records)\n",
+           ntimes ? times[ntimes / 2] * 1e3 : 0, ntimes, (unsigned long long)works);
     ps_view_free(&view);
     provscan_index_close(idx);
     return 0;

@@ -223,6 +223,7 @@ int main(int argc, char **argv)
     printf("peak RSS %.1f MB\n", (double)ru.ru_maxrss / 1024);
     for (size_t i = 0; i < n; i++)
         provscan_analysis_free(&a[i]);
+    ps_view_free(&view);
     provscan_index_close(idx);
     return touch == 1 ? 3 : 0;
 }
