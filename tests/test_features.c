@@ -398,6 +398,45 @@ static void test_kernels_equal(void **state)
                 free(q);
                 free(c);
             }
+        /* The verification gate: random models (some projective, some with W <= 0 over part of the
+         * image), points near and far from their images, NaN and infinite points among them. */
+        int accepted = 0, rejected = 0;
+        for (int trial = 0; trial < 200; trial++) {
+            int n = trial % 37;
+            double col[5][40], h[9];
+            for (int j = 0; j < 9; j++)
+                h[j] = ((double)(tu_rand(&seed) % 2001) - 1000.0) / 500.0;
+            if (trial % 2) {
+                h[6] = h[7] = 0;
+                h[8] = 1;
+            } else {
+                h[6] /= 300.0;
+                h[7] /= 300.0;
+            }
+            for (int i = 0; i < n; i++) {
+                col[0][i] = (double)(tu_rand(&seed) % 600);
+                col[1][i] = (double)(tu_rand(&seed) % 600);
+                double W = h[6] * col[0][i] + h[7] * col[1][i] + h[8];
+                double X = h[0] * col[0][i] + h[1] * col[1][i] + h[2], Y = h[3] * col[0][i] + h[4] * col[1][i] + h[5];
+                int near = tu_rand(&seed) % 2 && W != 0;
+                col[2][i] = near ? X / W + (double)(tu_rand(&seed) % 21) - 10 : (double)(tu_rand(&seed) % 600);
+                col[3][i] = near ? Y / W + (double)(tu_rand(&seed) % 21) - 10 : (double)(tu_rand(&seed) % 600);
+                col[4][i] = 4.0 + (double)(tu_rand(&seed) % 11);
+                if (tu_rand(&seed) % 17 == 0)
+                    col[tu_rand(&seed) % 5][i] = tu_rand(&seed) % 2 ? NAN : INFINITY;
+            }
+            ps_point_pairs pp = {col[0], col[1], col[2], col[3], col[4]};
+            int own = trial % 3 != 0;
+            double scale = own ? 1.0 + (double)(trial % 4) * 0.25 : 12.0 + (double)(trial % 29);
+            int oa[40], ob[40];
+            int na = s->geo_gate(h, &pp, n, own, scale, oa);
+            int nb = k->geo_gate(h, &pp, n, own, scale, ob);
+            assert_int_equal(na, nb);
+            assert_memory_equal(oa, ob, sizeof(int) * (size_t)na);
+            accepted += na;
+            rejected += n - na;
+        }
+        assert_true(accepted > 100 && rejected > 100); /* both outcomes were exercised */
     }
     free(img);
 }

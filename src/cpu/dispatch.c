@@ -65,6 +65,7 @@ static void overlay(ps_kernels *dst, const ps_kernels *src)
     TAKE(hamming256_gather);
     TAKE(fast9_row);
     TAKE(hamming256_top2);
+    TAKE(geo_gate);
 #undef TAKE
     dst->name = src->name;
 }

@@ -20,6 +20,12 @@ typedef struct ps_top2 {
     uint16_t d1, d2;
 } ps_top2;
 
+/* Point pairs for geo_gate, one array per coordinate (so the gate vectorises): query point (qx, qy),
+ * work point (wx, wy) and each pair's own tolerance. */
+typedef struct ps_point_pairs {
+    const double *qx, *qy, *wx, *wy, *tol;
+} ps_point_pairs;
+
 /* Every kernel set must give results bit-identical to the scalar set (tests/test_kernels.c checks). */
 typedef struct ps_kernels {
     const char *name;
@@ -64,6 +70,12 @@ typedef struct ps_kernels {
      * distance, d2 the smallest distance to any other code (0xFFFF if n < 2; idx UINT32_MAX and d1
      * 0xFFFF if n == 0). */
     void (*hamming256_top2)(const uint8_t *queries, size_t nq, const uint8_t *codes, size_t n, ps_top2 *out);
+    /* The position test of geometric verification, in double precision: writes to out, ascending,
+     * every i < n for which the 3x3 model h (row-major) gives W = (h6 qx + h7 qy) + h8 > 1e-9 and
+     * (X - wx W)^2 + (Y - wy W)^2 is not greater than (t W)^2, where X = (h0 qx + h1 qy) + h2,
+     * Y = (h3 qx + h4 qy) + h5 and t = scale * tol[i] if own_tol, else scale; returns the count.
+     * Operations in exactly that order, none fused. */
+    int (*geo_gate)(const double *h, const ps_point_pairs *p, int n, int own_tol, double scale, int *out);
 } ps_kernels;
 
 /* The kernel set in use: chosen once from the CPU (and PROVSCAN_SIMD), cached. */

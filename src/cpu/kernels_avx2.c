@@ -515,6 +515,40 @@ static void hamming256_top2_avx2(const uint8_t *queries, size_t nq, const uint8_
     }
 }
 
+/* Four pairs per step; the scalar kernel takes the last n % 4. */
+static int geo_gate_avx2(const double *h, const ps_point_pairs *p, int n, int own_tol, double scale, int *out)
+{
+    __m256d H[9];
+    for (int j = 0; j < 9; j++)
+        H[j] = _mm256_set1_pd(h[j]);
+    const __m256d eps = _mm256_set1_pd(1e-9), s = _mm256_set1_pd(scale);
+    int k = 0, i = 0;
+    for (; i + 4 <= n; i += 4) {
+        __m256d qx = _mm256_loadu_pd(p->qx + i), qy = _mm256_loadu_pd(p->qy + i);
+        __m256d X = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(H[0], qx), _mm256_mul_pd(H[1], qy)), H[2]);
+        __m256d Y = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(H[3], qx), _mm256_mul_pd(H[4], qy)), H[5]);
+        __m256d W = _mm256_add_pd(_mm256_add_pd(_mm256_mul_pd(H[6], qx), _mm256_mul_pd(H[7], qy)), H[8]);
+        __m256d t = own_tol ? _mm256_mul_pd(s, _mm256_loadu_pd(p->tol + i)) : s;
+        __m256d ex = _mm256_sub_pd(X, _mm256_mul_pd(_mm256_loadu_pd(p->wx + i), W));
+        __m256d ey = _mm256_sub_pd(Y, _mm256_mul_pd(_mm256_loadu_pd(p->wy + i), W));
+        __m256d tw = _mm256_mul_pd(t, W);
+        __m256d e2 = _mm256_add_pd(_mm256_mul_pd(ex, ex), _mm256_mul_pd(ey, ey));
+        /* "not greater" is true for NaN, as the scalar test's "skip if greater" lets NaN through */
+        __m256d ok = _mm256_and_pd(_mm256_cmp_pd(W, eps, _CMP_GT_OQ),
+                                   _mm256_cmp_pd(e2, _mm256_mul_pd(tw, tw), _CMP_NGT_UQ));
+        for (unsigned mask = (unsigned)_mm256_movemask_pd(ok); mask; mask &= mask - 1)
+            out[k++] = i + __builtin_ctz(mask);
+    }
+    if (i < n) {
+        ps_point_pairs rest = {p->qx + i, p->qy + i, p->wx + i, p->wy + i, p->tol ? p->tol + i : NULL};
+        int m = ps_kernels_scalar.geo_gate(h, &rest, n - i, own_tol, scale, out + k);
+        for (int j = 0; j < m; j++)
+            out[k + j] += i;
+        k += m;
+    }
+    return k;
+}
+
 const ps_kernels ps_kernels_avx2 = {
     .name = "avx2",
     .luma_from_rgb = luma_from_rgb_avx2,
@@ -528,4 +562,5 @@ const ps_kernels ps_kernels_avx2 = {
     .hamming256_gather = hamming256_gather_avx2,
     .fast9_row = fast9_row_avx2,
     .hamming256_top2 = hamming256_top2_avx2,
+    .geo_gate = geo_gate_avx2,
 };

@@ -263,6 +263,23 @@ static void hamming256_top2_scalar(const uint8_t *queries, size_t nq, const uint
     }
 }
 
+static int geo_gate_scalar(const double *h, const ps_point_pairs *p, int n, int own_tol, double scale, int *out)
+{
+    int k = 0;
+    for (int i = 0; i < n; i++) {
+        double qx = p->qx[i], qy = p->qy[i];
+        double X = h[0] * qx + h[1] * qy + h[2], Y = h[3] * qx + h[4] * qy + h[5], W = h[6] * qx + h[7] * qy + h[8];
+        if (!(W > 1e-9))
+            continue;
+        double t = own_tol ? scale * p->tol[i] : scale;
+        double ex = X - p->wx[i] * W, ey = Y - p->wy[i] * W, tw = t * W;
+        if (ex * ex + ey * ey > tw * tw)
+            continue;
+        out[k++] = i;
+    }
+    return k;
+}
+
 const ps_kernels ps_kernels_scalar = {
     .name = "scalar",
     .luma_from_rgb = luma_from_rgb_scalar,
@@ -276,4 +293,5 @@ const ps_kernels ps_kernels_scalar = {
     .hamming256_gather = hamming256_gather_scalar,
     .fast9_row = fast9_row_scalar,
     .hamming256_top2 = hamming256_top2_scalar,
+    .geo_gate = geo_gate_scalar,
 };

@@ -90,12 +90,25 @@ static inline __attribute__((always_inline)) double consistent(const double *h, 
     return e2;
 }
 
+/* The tentative matches of one verification, with their points also as arrays for the gate kernel. */
+typedef struct matchset {
+    const mt *m;
+    int n;
+    ps_point_pairs pts;
+    int *pass; /* n slots: the gate's output */
+    int (*gate)(const double *h, const ps_point_pairs *p, int n, int own_tol, double scale, int *out);
+} matchset;
+
 /* Inliers of h, at most one per work keypoint (matches were already made unique per physical
- * location by dedupe()). tau < 0: each match's own threshold times -tau. */
-static int support(const double *h, const mt *m, int n, double tau, int *idx, uint8_t *wused)
+ * location by dedupe()). tau < 0: each match's own threshold times -tau. The position test runs
+ * first over all matches at once (most fail it); the rest of consistent() only on those passing. */
+static int support(const matchset *s, const double *h, double tau, int *idx, uint8_t *wused)
 {
+    const mt *m = s->m;
+    int np = s->gate(h, &s->pts, s->n, tau < 0, tau < 0 ? -tau : tau, s->pass);
     int k = 0;
-    for (int i = 0; i < n; i++) {
+    for (int j = 0; j < np; j++) {
+        int i = s->pass[j];
         double t = tau < 0 ? -tau * m[i].tau : tau;
         if (wused[m[i].wi])
             continue;
@@ -373,29 +386,30 @@ typedef struct verdict {
 
 /* Local optimisation from a hypothesis: alternate fitting and re-selecting inliers, moving up to
  * affine and homography only when enough well-spread inliers support them. */
-static int refine(const mt *m, int n, const double *h0, int *idx, int *tmp, uint8_t *wused, double *hout)
+static int refine(const matchset *s, const double *h0, int *idx, int *tmp, uint8_t *wused, double *hout)
 {
+    const mt *m = s->m;
     double h[9];
     memcpy(h, h0, sizeof h);
-    int k = support(h, m, n, GATE_LOOSE, idx, wused);
+    int k = support(s, h, GATE_LOOSE, idx, wused);
     for (int it = 0; it < 3 && k >= 2; it++) {
         double g[9];
         if (!fit_similarity(m, idx, k, g))
             break;
-        int k2 = support(g, m, n, -2.0, tmp, wused);
+        int k2 = support(s, g, -2.0, tmp, wused);
         if (k2 < 2)
             break;
         memcpy(h, g, sizeof h);
         memcpy(idx, tmp, sizeof(int) * (size_t)k2);
         k = k2;
     }
-    k = support(h, m, n, -1.5, idx, wused);
+    k = support(s, h, -1.5, idx, wused);
     if (k >= 6 && spread_ok(m, idx, k)) {
         double g[9];
         for (int it = 0; it < 2; it++) {
             if (!fit_affine(m, idx, k, g) || !model_sane(g, m, idx, k))
                 break;
-            int k2 = support(g, m, n, -1.25, tmp, wused);
+            int k2 = support(s, g, -1.25, tmp, wused);
             /* A more general model must earn its extra freedom with more inliers (otherwise its
              * extrapolation beyond the inliers is worse than the simpler model's). */
             if (k2 < k + (it ? 0 : 1 + k / 20))
@@ -410,7 +424,7 @@ static int refine(const mt *m, int n, const double *h0, int *idx, int *tmp, uint
         for (int it = 0; it < 3; it++) {
             if (!fit_homography(m, idx, k, g) || !model_sane(g, m, idx, k))
                 break;
-            int k2 = support(g, m, n, -1.0, tmp, wused);
+            int k2 = support(s, g, -1.0, tmp, wused);
             if (k2 < k + (it ? 0 : 1 + k / 20))
                 break;
             memcpy(h, g, sizeof h);
@@ -419,7 +433,7 @@ static int refine(const mt *m, int n, const double *h0, int *idx, int *tmp, uint
         }
     }
     /* Final count at the strict threshold with the chosen model. */
-    k = support(h, m, n, -1.0, idx, wused);
+    k = support(s, h, -1.0, idx, wused);
     if (k >= 3 && !spread_ok(m, idx, k))
         k = k >= MIN_REPORT ? MIN_REPORT - 1 : k; /* degenerate: a line or a point */
     memcpy(hout, h, sizeof h);
@@ -503,14 +517,25 @@ static void verify(mt *m, int n, int nwork, verdict *v)
     if (n < 3)
         return;
     qsort(m, (size_t)n, sizeof *m, cmp_mt);
-    int *idx = malloc(sizeof(int) * (size_t)n * 3);
+    int *idx = malloc(sizeof(int) * (size_t)n * 4);
+    double *cols = malloc(sizeof(double) * (size_t)n * 5);
     uint8_t *wused = calloc((size_t)nwork, 1);
-    if (!idx || !wused) {
+    if (!idx || !cols || !wused) {
         free(idx);
+        free(cols);
         free(wused);
         return;
     }
     int *tmp = idx + n, *best = idx + 2 * n;
+    matchset set = {m, n, {cols, cols + n, cols + 2 * n, cols + 3 * n, cols + 4 * n}, idx + 3 * n,
+                    ps_kernels_get()->geo_gate};
+    for (int i = 0; i < n; i++) {
+        cols[i] = m[i].qx;
+        cols[n + i] = m[i].qy;
+        cols[2 * n + i] = m[i].wx;
+        cols[3 * n + i] = m[i].wy;
+        cols[4 * n + i] = m[i].tau;
+    }
     hyp top[REFINE_TOP];
     int ntop = 0;
     top[0].count = 0;
@@ -523,7 +548,7 @@ static void verify(mt *m, int n, int nwork, verdict *v)
         sim_model(s, c, sn, 0, 0, h);
         h[2] = a->wx - (h[0] * a->qx + h[1] * a->qy);
         h[5] = a->wy - (h[3] * a->qx + h[4] * a->qy);
-        int c1 = support(h, m, n, GATE_LOOSE, tmp, wused);
+        int c1 = support(&set, h, GATE_LOOSE, tmp, wused);
         keep_top(top, &ntop, h, c1);
         /* Seeds come best first: stop once a seed from the inliers has almost surely been tried
          * (99.9% for the inlier share seen so far), as RANSAC's stopping rule would. */
@@ -546,14 +571,14 @@ static void verify(mt *m, int n, int nwork, verdict *v)
             double h[9] = {ca, -sa, 0, sa, ca, 0, 0, 0, 1};
             h[2] = a->wx - (ca * a->qx - sa * a->qy);
             h[5] = a->wy - (sa * a->qx + ca * a->qy);
-            keep_top(top, &ntop, h, support(h, m, n, 12.0, tmp, wused));
+            keep_top(top, &ntop, h, support(&set, h, 12.0, tmp, wused));
         }
     for (int t = 0; t < ntop; t++) {
         /* A hypothesis with half the support of the best verified one cannot win. */
         if (top[t].count < 2 || (v->inliers >= 20 && top[t].count < v->inliers / 2))
             continue;
         double h[9];
-        int k = refine(m, n, top[t].h, tmp, idx, wused, h);
+        int k = refine(&set, top[t].h, tmp, idx, wused, h);
         if (k > v->inliers) {
             v->inliers = k;
             memcpy(v->h, h, sizeof h);
@@ -586,6 +611,7 @@ static void verify(mt *m, int n, int nwork, verdict *v)
             v->inliers = 0;
     }
     free(idx);
+    free(cols);
     free(wused);
 }
 
