@@ -398,6 +398,30 @@ static void test_kernels_equal(void **state)
                 free(q);
                 free(c);
             }
+        {
+            /* More codes than one 16-bit index chunk: ties across the chunk boundary keep the lower
+             * index, and a best code in the second chunk gets its full index. */
+            size_t nq = 19, nc = 70000;
+            uint8_t *q = malloc(32 * nq), *c = malloc(32 * nc);
+            for (size_t i = 0; i < 32 * nq; i++)
+                q[i] = (uint8_t)tu_rand(&seed);
+            for (size_t i = 0; i < 32 * nc; i++)
+                c[i] = (uint8_t)tu_rand(&seed);
+            memcpy(q, c + 32 * 65540, 32);
+            memcpy(q + 32, c + 32 * 10, 32);
+            memcpy(c + 32 * 65535, c + 32 * 10, 32);
+            memcpy(q + 64, c + 32 * 69999, 32);
+            ps_top2 ra[19], rb[19];
+            s->hamming256_top2(q, nq, c, nc, ra);
+            k->hamming256_top2(q, nq, c, nc, rb);
+            assert_memory_equal(ra, rb, sizeof ra);
+            assert_int_equal(ra[0].idx, 65540);
+            assert_int_equal(ra[1].idx, 10);
+            assert_int_equal(ra[1].d2, 0);
+            assert_int_equal(ra[2].idx, 69999);
+            free(q);
+            free(c);
+        }
         /* The verification gate: random models (some projective, some with W <= 0 over part of the
          * image), points near and far from their images, NaN and infinite points among them. */
         int accepted = 0, rejected = 0;
