@@ -204,7 +204,7 @@ int main(int argc, char **argv)
            (unsigned long long)info.works, (double)info.bytes / 1e6, t_open);
     printf("queries: %zu from %s (%zu flagged at p >= %.1f)\n\n", n, dir, flagged, PROVSCAN_MATCH_PROBABILITY);
     printf("per query, 1 thread         median ms    p95 ms   share of pipeline\n");
-    const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 8 variants)",
+    const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 16 variants)",
                            "nearest by PDQ (brute-force pass)", "local retrieval (visual words)",
                            "verification and scoring", "search, both stages", "pipeline (analysis + search)"};
     double *cols[] = {t_an, t_gl, t_nn, t_re, t_ver, t_full, t_pipe};

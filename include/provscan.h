@@ -334,6 +334,7 @@ typedef struct provscan_match {
     provscan_kind kind;
     int distance;                /* PDQ Hamming distance to the closest dihedral variant of the query */
     provscan_dihedral transform; /* the query is the work transformed by this */
+    int inverted;                /* ... with its tones inverted too (a negative): PDQ matched the inverted hash */
     int inliers, matches;        /* local features: geometrically verified and tentative matches */
     int mirrored;                /* the local match holds with the query mirrored */
     float work_coverage;         /* fraction of the work's area inside the matched region */
@@ -357,7 +358,7 @@ typedef struct provscan_results {
 } provscan_results;
 
 /* Searches the index for nq analysed queries: the global stage (PDQ over all 8 rotations and
- * mirrors of each query) and, with opts->local, the local stage (candidates by visual words and the
+ * mirrors of each query, and their inverted hashes: a negative of a work is found too) and, with opts->local, the local stage (candidates by visual words and the
  * nearest works by PDQ, then geometric verification of local features). Matches are ordered by probability, then PDQ
  * distance, then path: an order that does not depend on how works are spread over shards, so the
  * results of shards merge into those of one index. */
@@ -376,7 +377,7 @@ PROVSCAN_API provscan_status provscan_results_merge(provscan_results *into, prov
 PROVSCAN_API void provscan_results_free(provscan_results *r);
 
 /* Compares two analysed images as a search would compare a query with a corpus work: PDQ over the
- * query's 8 variants, local features (when both have them), calibrated probability, kind, regions.
+ * query's 16 variants (8 dihedral, inverted or not), local features (when both have them), calibrated probability, kind, regions.
  * Fills out without path or attribution (those come from an index). */
 PROVSCAN_API provscan_status provscan_compare_analyses(const provscan_analysis *query, const provscan_analysis *work,
                                                        provscan_match *out);

@@ -8,6 +8,7 @@
 
 #include <cmocka.h>
 
+#include "hash/hash.h"
 #include "provscan.h"
 #include "testutil.h"
 
@@ -33,6 +34,8 @@ static uint8_t pattern(int x, int y, int c)
 }
 static uint8_t pattern_dim(int x, int y, int c) { return (uint8_t)(pattern(x, y, c) / 2 + 20); }
 static uint8_t pattern_mirrored(int x, int y, int c) { return pattern(199 - x, y, c); }
+static uint8_t pattern_negative(int x, int y, int c) { return (uint8_t)(255 - pattern(x, y, c)); }
+static uint8_t pattern_negative_rot180(int x, int y, int c) { return pattern_negative(199 - x, 159 - y, c); }
 
 static void test_dhash_gradients(void **state)
 {
@@ -97,6 +100,43 @@ static void test_pdq_properties(void **state)
     provscan_image_free(img);
 }
 
+/* A negative flips every PDQ bit (all coefficients and their median change sign), so a search
+ * compares the query's inverted hashes too: variants 8..15. */
+static void test_pdq_negative(void **state)
+{
+    (void)state;
+    provscan_fingerprint fp, neg, neg180;
+    provscan_image *img = make_image(200, 160, 3, pattern), *n = make_image(200, 160, 3, pattern_negative),
+                   *n180 = make_image(200, 160, 3, pattern_negative_rot180);
+    assert_int_equal(provscan_fingerprint_image(img, &fp), PROVSCAN_OK);
+    assert_int_equal(provscan_fingerprint_image(n, &neg), PROVSCAN_OK);
+    assert_int_equal(provscan_fingerprint_image(n180, &neg180), PROVSCAN_OK);
+    uint8_t codes[PS_PDQ_QUERY_VARIANTS * 32];
+    ps_pdq_query_variants(&neg, codes);
+    for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
+        for (int b = 0; b < 32; b++)
+            assert_int_equal(codes[32 * (8 + v) + b], (uint8_t)~neg.pdq[v].bytes[b]);
+    int variant;
+    int d = ps_pdq_nearest_variant(&neg, fp.pdq[0].bytes, &variant);
+    print_message("negative: %d bits from the inverted hash (plain: %d)\n", d,
+                  provscan_pdq_distance(&neg.pdq[0], &fp.pdq[0]));
+    assert_true(d <= PROVSCAN_PDQ_MATCH_DISTANCE);
+    assert_int_equal(variant, PROVSCAN_DIHEDRAL_COUNT + PROVSCAN_D_ORIGINAL);
+    assert_true(provscan_pdq_distance(&neg.pdq[0], &fp.pdq[0]) > 256 - PROVSCAN_PDQ_MATCH_DISTANCE);
+    d = ps_pdq_nearest_variant(&neg180, fp.pdq[0].bytes, &variant);
+    print_message("negative rotated 180 degrees: %d bits from variant %d\n", d, variant);
+    /* this blocky pattern's 180-degree variant is 60 bits off even without the negative (PDQ's
+     * filter windows are not symmetric); what matters is which reading is nearest */
+    assert_true(d < 80);
+    assert_int_equal(variant, PROVSCAN_DIHEDRAL_COUNT + PROVSCAN_D_ROT180);
+    /* the plain reading wins when it is as near */
+    assert_int_equal(ps_pdq_nearest_variant(&fp, fp.pdq[0].bytes, &variant), 0);
+    assert_int_equal(variant, PROVSCAN_D_ORIGINAL);
+    provscan_image_free(img);
+    provscan_image_free(n);
+    provscan_image_free(n180);
+}
+
 static void test_hex_round_trip(void **state)
 {
     (void)state;
@@ -136,7 +176,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dhash_gradients), cmocka_unit_test(test_hashes_ignore_brightness_and_contrast),
-        cmocka_unit_test(test_pdq_properties),  cmocka_unit_test(test_hex_round_trip),
+        cmocka_unit_test(test_pdq_properties),  cmocka_unit_test(test_pdq_negative), cmocka_unit_test(test_hex_round_trip),
         cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

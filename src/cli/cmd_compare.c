@@ -120,9 +120,9 @@ int cmd_compare(int argc, char **argv)
                  v == VERDICT_MATCH ? "copies" : "may copy", 100.0 * m.work_coverage,
                  m.mirrored ? ", mirrored" : "", v == VERDICT_POSSIBLE ? "; check by eye" : "");
     else
-        snprintf(explanation, sizeof explanation, "A %s B%s (the same picture: resized, recompressed or edited)%s",
+        snprintf(explanation, sizeof explanation, "A %s B%s%s (the same picture: resized, recompressed or edited)%s",
                  v == VERDICT_MATCH ? "is a copy of" : "may be a heavily edited copy of", transform_phrase(m.transform),
-                 v == VERDICT_POSSIBLE ? "; check by eye" : "");
+                 m.inverted ? ", with its tones inverted (a negative)" : "", v == VERDICT_POSSIBLE ? "; check by eye" : "");
 
     int failed = 0;
     char *picture = NULL;
@@ -142,10 +142,11 @@ int cmd_compare(int argc, char **argv)
                                                      "query_region", region_json(m.query_region), "work_region",
                                                      region_json(m.work_region))
                                          : json_null();
-        json_t *o = json_pack("{s:b, s:[], s:{s:i, s:s, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:o, s:f, s:s,"
-                              " s:s, s:b, s:s, s:o}",
+        json_t *o = json_pack("{s:b, s:[], s:{s:i, s:s, s:b, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:o, s:f,"
+                              " s:s, s:s, s:b, s:s, s:o}",
                               "ok", 1, "images", "pdq", "distance", m.distance, "transform",
-                              provscan_dihedral_name(m.transform), "distance_untransformed", pdq_plain, "bits", 256,
+                              provscan_dihedral_name(m.transform), "inverted", m.inverted, "distance_untransformed",
+                              pdq_plain, "bits", 256,
                               "version", PROVSCAN_PDQ_VERSION, "phash", "distance", ph, "bits", 64, "dhash",
                               "distance", dh, "bits", 64, "local", local_ev, "score", m.probability, "kind",
                               kind_name(m.kind), "verdict", word,
@@ -166,8 +167,8 @@ int cmd_compare(int argc, char **argv)
         for (int i = 0; i < 2; i++)
             printf("%c: %s (%dx%d %s, PDQ quality %d)\n", 'A' + i, path[i], an[i].info.source_width,
                    an[i].info.source_height, an[i].info.format, an[i].fp.quality);
-        printf("PDQ distance   %3d / 256 (best transform of A: %s; untransformed %d)\n", m.distance,
-               provscan_dihedral_name(m.transform), pdq_plain);
+        printf("PDQ distance   %3d / 256 (best transform of A: %s%s; untransformed %d)\n", m.distance,
+               provscan_dihedral_name(m.transform), m.inverted ? ", tones inverted" : "", pdq_plain);
         printf("pHash distance %3d / 64\n", ph);
         printf("dHash distance %3d / 64\n", dh);
         if (m.inliers > 0)

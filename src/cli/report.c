@@ -81,10 +81,10 @@ static json_t *match_json(const provscan_match *m, int rank, const scan_policy *
                         : json_null();
     /* The score keeps its full precision: rounding would tie strong matches at 1.0 and lose the
      * ranking between them. */
-    return json_pack("{s:i, s:s, s:s, s:f, s:{s:{s:i, s:s}, s:o}, s:o}", "rank", rank, "verdict",
+    return json_pack("{s:i, s:s, s:s, s:f, s:{s:{s:i, s:s, s:b}, s:o}, s:o}", "rank", rank, "verdict",
                      verdict_name(match_verdict(m->probability, p)), "kind", kind_name(m->kind), "score",
                      m->probability, "evidence", "pdq", "distance", m->distance, "transform",
-                     provscan_dihedral_name(m->transform), "local", local, "work", work);
+                     provscan_dihedral_name(m->transform), "inverted", m->inverted, "local", local, "work", work);
 }
 
 json_t *report_json(const char *query, const provscan_analysis *a, const provscan_error *err,
@@ -151,8 +151,8 @@ void report_text(FILE *f, const char *query, const provscan_analysis *a, const p
             fprintf(f, "     partial copy: %.0f%% of the work, %d matching features%s; PDQ distance %d; score %.2f\n",
                     100.0 * m->work_coverage, m->inliers, m->mirrored ? ", mirrored" : "", m->distance, m->probability);
         else
-            fprintf(f, "     near-duplicate: PDQ distance %d/256%s%s; score %.2f\n", m->distance,
-                    transform_words(m->transform),
+            fprintf(f, "     near-duplicate: PDQ distance %d/256%s%s%s; score %.2f\n", m->distance,
+                    transform_words(m->transform), m->inverted ? ", tones inverted" : "",
                     m->inliers > 0 ? (m->mirrored ? ", features agree (mirrored)" : ", features agree") : "",
                     m->probability);
         if (m->title || m->author || m->license || m->source_url)

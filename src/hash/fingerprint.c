@@ -123,6 +123,34 @@ int provscan_pdq_distance_dihedral(const provscan_pdq *a, const provscan_fingerp
     return d[best];
 }
 
+void ps_pdq_query_variants(const provscan_fingerprint *fp, uint8_t out[PS_PDQ_QUERY_VARIANTS * 32])
+{
+    for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++) {
+        memcpy(out + 32 * v, fp->pdq[v].bytes, 32);
+        for (int b = 0; b < 32; b++)
+            out[32 * (PROVSCAN_DIHEDRAL_COUNT + v) + b] = (uint8_t)~fp->pdq[v].bytes[b];
+    }
+}
+
+int ps_pdq_nearest_variant(const provscan_fingerprint *query, const uint8_t code[32], int *variant)
+{
+    uint16_t d[PROVSCAN_DIHEDRAL_COUNT];
+    for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
+        ps_kernels_get()->hamming256(query->pdq[v].bytes, code, 1, &d[v]);
+    int best = 0, dist = d[0];
+    for (int v = 1; v < PS_PDQ_QUERY_VARIANTS; v++) {
+        /* popcount(~q ^ c) = 256 - popcount(q ^ c) */
+        int dv = v < PROVSCAN_DIHEDRAL_COUNT ? d[v] : 256 - d[v - PROVSCAN_DIHEDRAL_COUNT];
+        if (dv < dist) {
+            dist = dv;
+            best = v;
+        }
+    }
+    if (variant)
+        *variant = best;
+    return dist;
+}
+
 const char *provscan_dihedral_name(provscan_dihedral d)
 {
     static const char *const names[PROVSCAN_DIHEDRAL_COUNT] = {

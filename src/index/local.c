@@ -3,6 +3,7 @@
 #include "index/calibration.h"
 #include "common/error.h"
 #include "decode/decode.h"
+#include "hash/hash.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -378,15 +379,11 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     memset(out, 0, sizeof *out);
     ps_evidence ev;
     memset(&ev, 0, sizeof ev);
-    /* as in a search: the query's 8 variants against the work as stored */
-    ev.distance = 257;
-    for (int t = 0; t < PROVSCAN_DIHEDRAL_COUNT; t++) {
-        int d = provscan_pdq_distance(&query->fp.pdq[t], &work->fp.pdq[0]);
-        if (d < ev.distance) {
-            ev.distance = d;
-            ev.transform = (provscan_dihedral)t;
-        }
-    }
+    /* as in a search: the query's 16 variants against the work as stored */
+    int variant;
+    ev.distance = ps_pdq_nearest_variant(&query->fp, work->fp.pdq[0].bytes, &variant);
+    ev.transform = (provscan_dihedral)(variant % PROVSCAN_DIHEDRAL_COUNT);
+    ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
     ev.query_quality = query->fp.quality;
     ev.work_quality = work->fp.quality;
     if (query->local && work->local) {
@@ -400,6 +397,7 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     out->kind = ps_copy_kind(&ev);
     out->distance = ev.distance;
     out->transform = ev.transform;
+    out->inverted = ev.inverted;
     out->inliers = ev.inliers;
     out->matches = ev.matches;
     out->mirrored = ev.mirrored;

@@ -49,6 +49,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
 typedef struct ps_evidence {
     int distance;            /* PDQ distance (min over the query's variants) */
     provscan_dihedral transform;
+    int inverted;            /* the distance is to the query's inverted hash (hash/hash.h) */
     int query_quality, work_quality;
     int inliers, matches, mirrored;
     float work_coverage, query_coverage;

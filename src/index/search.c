@@ -3,6 +3,7 @@
 #include "index/local.h"
 #include "common/error.h"
 #include "cpu/kernels.h"
+#include "hash/hash.h"
 #include "search/search.h"
 
 #include <stdlib.h>
@@ -22,7 +23,7 @@ typedef struct cand {
     int64_t work_id;
     uint32_t seg, record;
     uint16_t distance;
-    uint8_t transform;
+    uint8_t variant; /* of the query's PDQ variants (hash/hash.h) */
 } cand;
 
 /* Per-query global candidates, pruned as they arrive to the `keep` best distances plus every tie
@@ -75,9 +76,9 @@ static int cand_push(cand_list *c, int keep, cand x)
  * pays); wider ones, which would list most of the corpus, ask for the nearest works instead. */
 #define RADIUS_SEARCH_MAX 64
 
-/* Global stage over one segment: the records within max_distance of each query (min over its 8
- * variants), or its `keep` nearest when max_distance is wide, into the queries' candidate lists. */
-static provscan_status global_segment(const ps_view *view, uint32_t s, const uint8_t *qcodes, size_t nq,
+/* Global stage over one segment: the records within max_distance of each query (min over its nvar
+ * variant codes), or its `keep` nearest when max_distance is wide, into the queries' candidate lists. */
+static provscan_status global_segment(const ps_view *view, uint32_t s, const uint8_t *qcodes, size_t nq, int nvar,
                                       int max_distance, int keep, cand_list *lists, int jobs, provscan_error *err)
 {
     const ps_segment *seg = view->segs[s];
@@ -87,9 +88,8 @@ static provscan_status global_segment(const ps_view *view, uint32_t s, const uin
     ps_hits_init(&hits);
     provscan_status st =
         max_distance <= RADIUS_SEARCH_MAX
-            ? ps_search_radius(codes, seg->records, view->mih[s], qcodes, nq, PROVSCAN_DIHEDRAL_COUNT, max_distance,
-                               jobs, &hits)
-            : ps_search_knn(codes, seg->records, qcodes, nq, PROVSCAN_DIHEDRAL_COUNT, keep, max_distance, jobs, &hits);
+            ? ps_search_radius(codes, seg->records, view->mih[s], qcodes, nq, nvar, max_distance, jobs, &hits)
+            : ps_search_knn(codes, seg->records, qcodes, nq, nvar, keep, max_distance, jobs, &hits);
     for (size_t i = 0; st == PROVSCAN_OK && i < hits.n; i++) {
         const ps_hit *h = &hits.v[i];
         int64_t id = ids[h->record];
@@ -114,7 +114,7 @@ typedef struct task {
 
 /* Appends the pair (query, record) unless one of tasks[first .. *n) is already that record. */
 static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, uint32_t seg, uint32_t record,
-                     int64_t work_id, int distance, uint8_t transform)
+                     int64_t work_id, int distance, uint8_t variant)
 {
     for (size_t j = first; j < *n; j++)
         if (tasks[j].seg == seg && tasks[j].record == record)
@@ -122,7 +122,8 @@ static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, uint3
     task *t = &tasks[(*n)++];
     *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id};
     t->ev.distance = distance;
-    t->ev.transform = (provscan_dihedral)transform;
+    t->ev.transform = (provscan_dihedral)(variant % PROVSCAN_DIHEDRAL_COUNT);
+    t->ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
 }
 
 static int cmp_match(const void *a, const void *b)
@@ -175,6 +176,7 @@ static int fill_match(sqlite3_stmt *row, const task *t, provscan_match *x)
         x->kind = ps_copy_kind(&t->ev);
         x->distance = t->ev.distance;
         x->transform = t->ev.transform;
+        x->inverted = t->ev.inverted;
         x->inliers = t->ev.inliers;
         x->matches = t->ev.matches;
         x->mirrored = t->ev.mirrored;
@@ -215,15 +217,21 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         if (!shards[i]->snap_loaded)
             PS_TRY(ps_snapshot_load(shards[i], 0, err));
     ps_view view;
-    uint8_t *qcodes = malloc((nq ? nq : 1) * PROVSCAN_DIHEDRAL_COUNT * 32);
-    if (ps_view_build(shards, nshards, &view) != 0 || !qcodes) {
+    /* The listing compares all 16 variants (inverted tones included); the nearest works for the
+     * local stage come from the 8 plain ones (a restyle is rarely also a negative). */
+    uint8_t *qcodes = malloc((nq ? nq : 1) * PS_PDQ_QUERY_VARIANTS * 32);
+    uint8_t *qplain = malloc((nq ? nq : 1) * PROVSCAN_DIHEDRAL_COUNT * 32);
+    if (ps_view_build(shards, nshards, &view) != 0 || !qcodes || !qplain) {
         ps_view_free(&view);
         free(qcodes);
+        free(qplain);
         return ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
     }
-    for (size_t q = 0; q < nq; q++)
-        for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
-            memcpy(qcodes + (q * PROVSCAN_DIHEDRAL_COUNT + v) * 32, queries[q].fp.pdq[v].bytes, 32);
+    for (size_t q = 0; q < nq; q++) {
+        ps_pdq_query_variants(&queries[q].fp, qcodes + q * PS_PDQ_QUERY_VARIANTS * 32);
+        memcpy(qplain + q * PROVSCAN_DIHEDRAL_COUNT * 32, qcodes + q * PS_PDQ_QUERY_VARIANTS * 32,
+               PROVSCAN_DIHEDRAL_COUNT * 32);
+    }
     const ps_view *vw = &view;
     int keep = k > GLOBAL_KEEP ? k : GLOBAL_KEEP;
 
@@ -252,9 +260,9 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             nearest[q].bound = 256;
     }
     for (uint32_t i = 0; s == PROVSCAN_OK && i < vw->n; i++) {
-        s = global_segment(vw, i, qcodes, nq, max_distance, keep, lists, jobs, err);
+        s = global_segment(vw, i, qcodes, nq, PS_PDQ_QUERY_VARIANTS, max_distance, keep, lists, jobs, err);
         if (s == PROVSCAN_OK && nearest)
-            s = global_segment(vw, i, qcodes, nq, 256, LOCAL_PDQ_NEAREST, nearest, jobs, err);
+            s = global_segment(vw, i, qplain, nq, PROVSCAN_DIHEDRAL_COUNT, 256, LOCAL_PDQ_NEAREST, nearest, jobs, err);
     }
 
     /* Local stage, retrieval: works sharing visual words with the query. */
@@ -281,12 +289,12 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         for (size_t i = 0; i < lists[q].n; i++) {
             const cand *c = &lists[q].v[i];
             if (c->distance <= lists[q].bound)
-                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->transform);
+                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant);
         }
         for (size_t i = 0; nearest && i < nearest[q].n; i++) {
             const cand *c = &nearest[q].v[i];
             if (c->distance <= nearest[q].bound)
-                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->transform);
+                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant);
         }
         for (size_t i = 0; i < nretrieved[q]; i++) {
             const ps_local_candidate *c = &retrieved[q * LOCAL_CANDIDATES + i];
@@ -299,7 +307,6 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     /* Score every pair: the PDQ distance when the global stage did not give it, local verification,
      * probability. Pairs are independent, so a single query's candidates also spread over cores. */
     if (s == PROVSCAN_OK) {
-        const ps_kernels *kern = ps_kernels_get();
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
         for (size_t i = 0; i < ntasks; i++) {
             task *t = &tasks[i];
@@ -307,15 +314,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             const provscan_analysis *qa = &queries[t->query];
             if (t->ev.distance < 0) {
                 const uint8_t *code = (const uint8_t *)ps_segment_section(seg, PS_SEC_CODES, NULL) + (size_t)t->record * 32;
-                uint16_t d[PROVSCAN_DIHEDRAL_COUNT];
-                int best = 0;
-                for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++) {
-                    kern->hamming256(qa->fp.pdq[v].bytes, code, 1, &d[v]);
-                    if (d[v] < d[best])
-                        best = v;
-                }
-                t->ev.distance = d[best];
-                t->ev.transform = (provscan_dihedral)best;
+                int variant;
+                t->ev.distance = ps_pdq_nearest_variant(&qa->fp, code, &variant);
+                t->ev.transform = (provscan_dihedral)(variant % PROVSCAN_DIHEDRAL_COUNT);
+                t->ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
             }
             t->ev.query_quality = qa->fp.quality;
             t->ev.work_quality = ((const uint8_t *)ps_segment_section(seg, PS_SEC_QUALITY, NULL))[t->record];
@@ -364,6 +366,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     free(rows);
     ps_view_free(&view);
     free(qcodes);
+    free(qplain);
     if (lists)
         for (size_t q = 0; q < nq; q++)
             free(lists[q].v);

@@ -50,6 +50,7 @@ mkdir -p "$W/q"
 "$T" resize "$W/corpus/a/bridge.jpg" "$W/q/bridge-small.jpg" 0.3
 "$T" flip "$W/corpus/b/work4.png" "$W/q/work4-mirror.jpg"
 "$T" recolor "$W/corpus/a/work5.png" "$W/q/work5-recolor.png"
+"$T" negate "$W/corpus/a/bridge.jpg" "$W/q/bridge-negative.jpg"
 "$T" pattern "$W/q/unrelated.png" 999 400 300
 
 # --- create, add, info, verify ---
@@ -82,7 +83,7 @@ expect_in scan_missing err "nope.jpg: cannot open: No such file"
 run scan_noindex 2 "$P" scan "$W/not-an-index" "$W/q/unrelated.png"
 expect_in scan_noindex err "no such index directory"
 run scan_json 1 "$P" scan --json --top 3 "$I" "$W/q/bridge-small.jpg" "$W/q/work4-mirror.jpg" "$W/q/work5-recolor.png" "$W/q/unrelated.png"
-pyjson scan_json 'len(objs) == 4 and all(o["schema"] == "provscan-scan/2" and o["ok"] for o in objs)'
+pyjson scan_json 'len(objs) == 4 and all(o["schema"] == "provscan-scan/3" and o["ok"] for o in objs)'
 pyjson scan_json '[o["verdict"] for o in objs] == ["match", "match", "match", "none"]'
 pyjson scan_json 'objs[0]["matches"][0]["work"]["title"] == "Bridge, at dusk" and objs[0]["matches"][0]["work"]["note"] == "said \"hello\""'
 pyjson scan_json 'objs[0]["matches"][0]["work"]["license"] == "CC-BY-4.0" and objs[0]["matches"][0]["work"]["source_url"] == "https://example.org/bridge"'
@@ -95,6 +96,17 @@ pyjson scan_json 'set(objs[0]) == {"schema","query","ok","verdict","image","fing
 pyjson scan_json 'all(o["evidence_picture"] is None for o in objs)'
 pyjson scan_json 'objs[0]["declared"]["claim"] == "none" and objs[0]["fingerprint"]["pdq"]["version"] == 1'
 pyjson scan_json 'len(objs[0]["matches"][0]["work"]["sha256"]) == 64'
+pyjson scan_json 'all(m["evidence"]["pdq"]["inverted"] is False for o in objs[:3] for m in o["matches"][:1])'
+# a negative of a work: its PDQ bits all flip, so the search also compares the inverted hashes
+run scan_negative 1 "$P" scan --json "$I" "$W/q/bridge-negative.jpg"
+pyjson scan_negative 'objs[0]["verdict"] == "match" and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
+pyjson scan_negative 'objs[0]["matches"][0]["evidence"]["pdq"]["inverted"] is True and objs[0]["matches"][0]["evidence"]["pdq"]["distance"] <= 31'
+run scan_negative_text 1 "$P" scan "$I" "$W/q/bridge-negative.jpg"
+expect_in scan_negative_text out "tones inverted"
+run compare_negative 0 "$P" compare --json "$W/q/bridge-negative.jpg" "$W/corpus/a/bridge.jpg"
+pyjson compare_negative 'objs[0]["verdict"] == "match" and objs[0]["pdq"]["inverted"] is True and objs[0]["pdq"]["distance_untransformed"] > 200'
+run compare_plain 0 "$P" compare --json "$W/q/bridge-small.jpg" "$W/corpus/a/bridge.jpg"
+pyjson compare_plain 'objs[0]["pdq"]["inverted"] is False'
 "$T" crop "$W/corpus/a/bridge.jpg" "$W/q/bridge-crop.jpg" 500 250 560 420
 run scan_partial 1 "$P" scan --json --evidence-dir "$W/evidence" "$I" "$W/q/bridge-crop.jpg"
 pyjson scan_partial 'objs[0]["verdict"] in ("match", "possible") and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
@@ -226,7 +238,7 @@ tests=$((tests + 1))
 [ "$(wc -l <"$W/out.jsonl")" = "$total" ] || fail "a second resume added records"
 run batch_dir 1 "$P" batch --quiet "$I" --input "$W/q" --output "$W/dir.jsonl"
 cp "$W/dir.jsonl" "$W/batch_dir.out"
-pyjson batch_dir 'len(objs) == 4 and sorted(o["verdict"] for o in objs) == ["match", "match", "match", "none"]'
+pyjson batch_dir 'len(objs) == 5 and sorted(o["verdict"] for o in objs) == ["match", "match", "match", "match", "none"]'
 
 # --- shards: two indexes searched together, or merged afterwards, equal one index ---
 mkdir -p "$W/s1" "$W/s2"

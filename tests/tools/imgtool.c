@@ -15,6 +15,7 @@ static int usage(void)
             "       imgtool crop IN OUT LEFT TOP WIDTH HEIGHT\n"
             "       imgtool caption IN OUT TEXT             a white band with text under the image\n"
             "       imgtool recolor IN OUT                  warmer, brighter, less contrast\n"
+            "       imgtool negate IN OUT                   tones inverted (a photographic negative)\n"
             "The format of OUT follows its extension (.jpg, .png, ...).\n");
     return 2;
 }
@@ -114,6 +115,8 @@ int main(int argc, char **argv)
             double a[3] = {0.8, 0.7, 0.55}, b[3] = {50, 40, 20};
             VipsImage *t;
             rc = vips_linear(in, &t, a, b, 3, NULL) || vips_cast_uchar(t, &out, NULL);
+        } else if (strcmp(cmd, "negate") == 0 && argc == 4) {
+            rc = vips_invert(in, &out, NULL);
         } else
             return usage();
     }
