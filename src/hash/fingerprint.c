@@ -135,8 +135,7 @@ void ps_pdq_query_variants(const provscan_fingerprint *fp, uint8_t out[PS_PDQ_QU
 int ps_pdq_nearest_variant(const provscan_fingerprint *query, const uint8_t code[32], int *variant)
 {
     uint16_t d[PROVSCAN_DIHEDRAL_COUNT];
-    for (int v = 0; v < PROVSCAN_DIHEDRAL_COUNT; v++)
-        ps_kernels_get()->hamming256(query->pdq[v].bytes, code, 1, &d[v]);
+    ps_kernels_get()->hamming256(code, query->pdq[0].bytes, PROVSCAN_DIHEDRAL_COUNT, d); /* the 8 are contiguous */
     int best = 0, dist = d[0];
     for (int v = 1; v < PS_PDQ_QUERY_VARIANTS; v++) {
         /* popcount(~q ^ c) = 256 - popcount(q ^ c) */
