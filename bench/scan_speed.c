@@ -7,17 +7,19 @@
 #include <sys/resource.h>
 
 #include "common/util.h"
+#include "hash/hash.h"
 #include "index/index_internal.h"
 #include "index/local.h"
 #include "index/walk.h"
+#include "search/search.h"
 #include "provscan.h"
 
 /* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]
  *
  * Per query, one thread, in this order: provscan_analyze_file with local features (decode, PDQ over 8
  * variants, features, visual words); provscan_index_search with the global stage only; the same for
- * the nearest works by PDQ (the local stage's second source of candidates: one brute-force pass, timed
- * here through a global search for the nearest 16); the candidate
+ * the nearest works by PDQ (the local stage's second source of candidates: the search's brute-force pass,
+ * ps_search_knn over each segment with the query's 8 plain variants); the candidate
  * retrieval of the local stage alone (ps_local_retrieve over every segment, as the search calls it);
  * provscan_index_search with both stages. Verification and scoring = full search - global - nearest
  * - retrieval.
@@ -134,12 +136,20 @@ int main(int argc, char **argv)
         }
         provscan_results_free(&r);
         double s2n = seconds();
-        provscan_search_options nn = {.top_k = 8, .max_distance = 256, .jobs = 1, .local = 0};
-        if (provscan_index_search(idx, &a[n], 1, &nn, &r, &err) != PROVSCAN_OK) {
-            fprintf(stderr, "%s\n", err.message);
-            return 1;
+        /* the pass the search makes: the 8 plain variants, each segment's 8 nearest, one thread */
+        uint8_t qvar[PS_PDQ_QUERY_VARIANTS * 32]; /* the plain 8 come first */
+        ps_pdq_query_variants(&a[n].fp, qvar);
+        for (size_t sg = 0; sg < view.n; sg++) {
+            ps_hits hits;
+            ps_hits_init(&hits);
+            const ps_segment *seg = view.segs[sg];
+            if (ps_search_knn(ps_segment_section(seg, PS_SEC_CODES, NULL), seg->records, qvar, 1,
+                              PROVSCAN_DIHEDRAL_COUNT, 8, 256, 1, &hits) != PROVSCAN_OK) {
+                fprintf(stderr, "scan_speed: nearest pass failed\n");
+                return 1;
+            }
+            ps_hits_free(&hits);
         }
-        provscan_results_free(&r);
         double s2 = seconds();
         if (a[n].local)
             ps_local_retrieve(&view, a[n].local, 48, cands);
