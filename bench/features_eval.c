@@ -139,7 +139,7 @@ int main(int argc, char **argv)
         for (size_t i = 0; i < nw; i++) {
             ps_geo_match m;
             uint64_t t0 = ps_now_ns();
-            ps_features_match_prepared(mq, &w[i].f, &m);
+            ps_features_match_prepared(mq, &w[i].f, PS_READ_BOTH, &m);
             if (nm < 2000000)
                 match_ms[nm++] = (ps_now_ns() - t0) / 1e6;
             if (m.inliers > bi) {

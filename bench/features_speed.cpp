@@ -155,10 +155,10 @@ int main(int argc, char **argv)
                 double t0 = now_ms();
                 bf.knnMatch(dq, dt, km, 2);
                 double t1 = now_ms();
-                ps_match_query_top2(mq, &t, out.data());
+                ps_match_query_top2(mq, &t, PS_READ_BOTH, out.data());
                 double t2 = now_ms();
                 ps_geo_match gm;
-                ps_features_match_prepared(mq, &t, &gm);
+                ps_features_match_prepared(mq, &t, PS_READ_BOTH, &gm);
                 double t3 = now_ms();
                 if (r == 0 && pass == 1 && gm.inliers >= PS_MATCH_INLIERS_COPY)
                     found++;

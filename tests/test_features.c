@@ -280,6 +280,28 @@ static void test_mirror(void **state)
     double B[9] = {-0.8, 0, 600, 0, 0.8, 60, 0, 0, 1};
     q = warp(work, B, 800, 600, bg);
     check_pair(work, q, B, 200, 100, 580, 420, 4.0, 1, NULL);
+    /* Matching one reading: the mirrored one finds what both find; the plain one, nothing. */
+    ps_features fq, fw;
+    extract(q, &fq);
+    extract(work, &fw);
+    ps_match_query *mq;
+    assert_int_equal(ps_match_query_prepare(&fq, &mq), PROVSCAN_OK);
+    ps_geo_match both, mir, plain;
+    assert_int_equal(ps_features_match_prepared(mq, &fw, PS_READ_BOTH, &both), PROVSCAN_OK);
+    assert_int_equal(ps_features_match_prepared(mq, &fw, PS_READ_MIRRORED, &mir), PROVSCAN_OK);
+    assert_int_equal(ps_features_match_prepared(mq, &fw, PS_READ_PLAIN, &plain), PROVSCAN_OK);
+    assert_true(both.inliers >= PS_MATCH_INLIERS_COPY);
+    assert_int_equal(mir.inliers, both.inliers);
+    assert_int_equal(mir.mirrored, 1);
+    assert_memory_equal(mir.H, both.H, sizeof mir.H);
+    assert_true(plain.inliers < PS_MATCH_INLIERS_POSSIBLE);
+    assert_int_equal(plain.mirrored, 0);
+    ps_geo_match_free(&both);
+    ps_geo_match_free(&mir);
+    ps_geo_match_free(&plain);
+    ps_match_query_free(mq);
+    ps_features_free(&fq);
+    ps_features_free(&fw);
     provscan_image_free(q);
     provscan_image_free(bg);
     provscan_image_free(work);
@@ -576,14 +598,28 @@ static void test_match_cells(void **state)
             continue;
         ps_match_query *mq;
         assert_int_equal(ps_match_query_prepare(&fq, &mq), PROVSCAN_OK);
-        assert_int_equal(ps_match_query_top2(mq, &fw, got), PROVSCAN_OK);
+        assert_int_equal(ps_match_query_top2(mq, &fw, PS_READ_BOTH, got), PROVSCAN_OK);
         for (int i = 0; i < n2; i++) {
             assert_int_equal(got[i].idx, want[i].idx);
             assert_int_equal(got[i].d1, want[i].d1);
             assert_int_equal(got[i].d2, want[i].d2);
         }
+        /* One reading: its half as with both, the other half empty. */
+        ps_top2 *one = malloc(sizeof(ps_top2) * (size_t)n2);
+        for (int r = PS_READ_PLAIN; r <= PS_READ_MIRRORED; r++) {
+            assert_int_equal(ps_match_query_top2(mq, &fw, r, one), PROVSCAN_OK);
+            for (int i = 0; i < n2; i++) {
+                int in = (r == PS_READ_PLAIN) == (i < fq.n);
+                assert_int_equal(one[i].idx, in ? want[i].idx : UINT32_MAX);
+                if (in)
+                    assert_int_equal(one[i].d1 * 65536 + one[i].d2, want[i].d1 * 65536 + want[i].d2);
+            }
+        }
+        free(one);
         ps_geo_match m1, m2;
-        assert_int_equal(ps_features_match_prepared(mq, &fw, &m1), PROVSCAN_OK);
+        assert_int_equal(ps_features_match_prepared(mq, &fw, 0, &m1), PROVSCAN_E_ARG);
+        assert_int_equal(ps_features_match_prepared(mq, &fw, 4, &m1), PROVSCAN_E_ARG);
+        assert_int_equal(ps_features_match_prepared(mq, &fw, PS_READ_BOTH, &m1), PROVSCAN_OK);
         assert_int_equal(ps_features_match(&fq, &fw, &m2), PROVSCAN_OK);
         assert_int_equal(m1.inliers, m2.inliers);
         assert_int_equal(m1.matches, m2.matches);

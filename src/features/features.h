@@ -108,10 +108,15 @@ void ps_geo_match_free(ps_geo_match *m);
 
 /* A query prepared once for matching against many works: its descriptors and their mirrors,
  * grouped by the vocabulary cells each is compared in. It refers to query, which must outlive it.
- * ps_features_match() is prepare + ps_features_match_prepared() + free. */
+ * ps_features_match() is prepare + ps_features_match_prepared(PS_READ_BOTH) + free. */
 typedef struct ps_match_query ps_match_query;
 provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query **out);
-provscan_status ps_features_match_prepared(const ps_match_query *query, const ps_features *work, ps_geo_match *out);
+
+/* Readings of the query a match tries (a bit mask): as it is, mirrored, or both (the better wins; a
+ * caller that knows the orientation saves half the work). */
+enum { PS_READ_PLAIN = 1, PS_READ_MIRRORED = 2, PS_READ_BOTH = 3 };
+provscan_status ps_features_match_prepared(const ps_match_query *query, const ps_features *work, int readings,
+                                           ps_geo_match *out);
 void ps_match_query_free(ps_match_query *q);
 
 /* Tightens m's region (quadrilaterals and coverages; H and inliers unchanged) with the pixels: the
@@ -181,9 +186,11 @@ provscan_status ps_features_extract_grey(const uint8_t *grey, int w, int h, floa
 /* The descriptor matching of ps_features_match_prepared: for each of the query's 2n descriptors
  * (originals, then mirrors), the nearest work descriptor among those whose nearest vocabulary cell
  * (first level) is one of the query descriptor's 2 nearest cells, with the two smallest distances
- * (ties to the lower index; idx UINT32_MAX when those cells hold none). out has 2n entries. */
+ * (ties to the lower index; idx UINT32_MAX when those cells hold none, or for a reading not in
+ * readings). out has 2n entries. */
 struct ps_top2;
-provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, struct ps_top2 *out);
+provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, int readings,
+                                    struct ps_top2 *out);
 
 /* Per-keypoint raw samples for training: for each keypoint of f (extracted with any model), the
  * smoothed values at the npts points pts (x,y pairs within radius 15, rotated by the keypoint's

@@ -821,8 +821,8 @@ struct ps_match_query {
     int n2;                       /* descriptors: f->n originals, then their mirrors */
     const uint8_t *centres;       /* ncells x 32, or NULL (one cell) */
     int ncells;
-    int cell_start[MAX_CELLS + 1];
-    uint32_t *member;             /* descriptor index (into the n2) of each probe, grouped by cell */
+    int cell_start[2][MAX_CELLS + 1]; /* per reading (originals, mirrors), offsets into member */
+    uint32_t *member;             /* descriptor index (into the n2) of each probe, by reading, then cell */
     uint8_t *gathered;            /* the probes' descriptors in the same order */
 };
 
@@ -886,7 +886,8 @@ provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query 
         memcpy(desc, query->desc, 32 * (size_t)n);
     for (int i = 0; i < n; i++)
         ps_desc_mirror(query->desc + 32 * (size_t)i, desc + 32 * (size_t)(n + i));
-    int count[MAX_CELLS] = {0};
+    /* Probes grouped by reading, then by cell, so that a match can compare one reading only. */
+    int count[2][MAX_CELLS] = {{0}};
     for (int i = 0; i < q->n2; i++) {
         int *c = cell + (size_t)i * probes;
         if (q->centres)
@@ -894,16 +895,19 @@ provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query 
         else
             c[0] = 0;
         for (int p = 0; p < probes; p++)
-            count[c[p]]++;
+            count[i >= n][c[p]]++;
     }
-    q->cell_start[0] = 0;
-    for (int c = 0; c < q->ncells; c++)
-        q->cell_start[c + 1] = q->cell_start[c] + count[c];
-    int fill[MAX_CELLS];
-    memcpy(fill, q->cell_start, sizeof(int) * (size_t)q->ncells);
+    int fill[2][MAX_CELLS];
+    for (int o = 0, at = 0; o < 2; o++) {
+        for (int c = 0; c < q->ncells; c++) {
+            q->cell_start[o][c] = fill[o][c] = at;
+            at += count[o][c];
+        }
+        q->cell_start[o][q->ncells] = at;
+    }
     for (int i = 0; i < q->n2; i++)
         for (int p = 0; p < probes; p++) {
-            int k = fill[cell[(size_t)i * probes + p]]++;
+            int k = fill[i >= n][cell[(size_t)i * probes + p]]++;
             q->member[k] = (uint32_t)i;
             memcpy(q->gathered + 32 * (size_t)k, desc + 32 * (size_t)i, 32);
         }
@@ -926,30 +930,36 @@ static inline void top2_merge(ps_top2 *t, uint32_t idx, uint16_t d1, uint16_t d2
     }
 }
 
-provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, ps_top2 *t)
+provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *work, int readings, ps_top2 *t)
 {
     const ps_kernels *k = ps_kernels_get();
     size_t nw = (size_t)work->n;
     for (int i = 0; i < q->n2; i++)
         t[i] = (ps_top2){UINT32_MAX, 0xFFFF, 0xFFFF};
     if (q->ncells == 1) {
-        ps_top2 *part = malloc(sizeof *part * (size_t)q->n2);
+        ps_top2 *part = malloc(sizeof *part * (size_t)(q->n2 ? q->n2 : 1));
         if (!part)
             return PROVSCAN_E_NOMEM;
-        k->hamming256_top2(q->gathered, (size_t)q->n2, work->desc, nw, part);
-        for (int i = 0; i < q->n2; i++)
-            t[q->member[i]] = part[i];
+        for (int o = 0; o < 2; o++) {
+            int q0 = q->cell_start[o][0], qn = q->cell_start[o][1] - q0;
+            if (!(readings & (1 << o)) || !qn)
+                continue;
+            k->hamming256_top2(q->gathered + 32 * (size_t)q0, (size_t)qn, work->desc, nw, part);
+            for (int i = 0; i < qn; i++)
+                t[q->member[q0 + i]] = part[i];
+        }
         free(part);
         return PROVSCAN_OK;
     }
     /* The work's descriptors in cell order (stable, so lower index stays first within a cell). */
-    ps_top2 *home = malloc(sizeof *home * nw);
-    uint8_t *codes = malloc(32 * nw);
-    uint32_t *orig = malloc(sizeof *orig * nw);
+    ps_top2 *home = malloc(sizeof *home * (nw ? nw : 1));
+    uint8_t *codes = malloc(32 * (nw ? nw : 1));
+    uint32_t *orig = malloc(sizeof *orig * (nw ? nw : 1));
     int maxq = 0;
-    for (int c = 0; c < q->ncells; c++)
-        if (q->cell_start[c + 1] - q->cell_start[c] > maxq)
-            maxq = q->cell_start[c + 1] - q->cell_start[c];
+    for (int o = 0; o < 2; o++)
+        for (int c = 0; c < q->ncells; c++)
+            if (q->cell_start[o][c + 1] - q->cell_start[o][c] > maxq)
+                maxq = q->cell_start[o][c + 1] - q->cell_start[o][c];
     ps_top2 *part = malloc(sizeof *part * (size_t)(maxq ? maxq : 1));
     if (!home || !codes || !orig || !part) {
         free(home);
@@ -971,14 +981,18 @@ provscan_status ps_match_query_top2(const ps_match_query *q, const ps_features *
         memcpy(codes + 32 * (size_t)pos, work->desc + 32 * j, 32);
         orig[pos] = (uint32_t)j;
     }
-    for (int c = 0; c < q->ncells; c++) {
-        int qn = q->cell_start[c + 1] - q->cell_start[c], wn = start[c + 1] - start[c];
-        if (!qn || !wn)
+    for (int o = 0; o < 2; o++) {
+        if (!(readings & (1 << o)))
             continue;
-        k->hamming256_top2(q->gathered + 32 * (size_t)q->cell_start[c], (size_t)qn, codes + 32 * (size_t)start[c],
-                           (size_t)wn, part);
-        for (int i = 0; i < qn; i++)
-            top2_merge(&t[q->member[q->cell_start[c] + i]], orig[start[c] + part[i].idx], part[i].d1, part[i].d2);
+        for (int c = 0; c < q->ncells; c++) {
+            int q0 = q->cell_start[o][c], qn = q->cell_start[o][c + 1] - q0, wn = start[c + 1] - start[c];
+            if (!qn || !wn)
+                continue;
+            k->hamming256_top2(q->gathered + 32 * (size_t)q0, (size_t)qn, codes + 32 * (size_t)start[c], (size_t)wn,
+                               part);
+            for (int i = 0; i < qn; i++)
+                top2_merge(&t[q->member[q0 + i]], orig[start[c] + part[i].idx], part[i].d1, part[i].d2);
+        }
     }
     free(home);
     free(codes);
@@ -998,14 +1012,15 @@ provscan_status ps_features_match(const ps_features *query, const ps_features *w
         out->H[0] = out->H[4] = out->H[8] = 1;
         return st;
     }
-    st = ps_features_match_prepared(q, work, out);
+    st = ps_features_match_prepared(q, work, PS_READ_BOTH, out);
     ps_match_query_free(q);
     return st;
 }
 
-provscan_status ps_features_match_prepared(const ps_match_query *prep, const ps_features *work, ps_geo_match *out)
+provscan_status ps_features_match_prepared(const ps_match_query *prep, const ps_features *work, int readings,
+                                           ps_geo_match *out)
 {
-    if (!prep || !work || !out)
+    if (!prep || !work || !out || readings < PS_READ_PLAIN || readings > PS_READ_BOTH)
         return PROVSCAN_E_ARG;
     memset(out, 0, sizeof *out);
     out->H[0] = out->H[4] = out->H[8] = 1;
@@ -1015,7 +1030,7 @@ provscan_status ps_features_match_prepared(const ps_match_query *prep, const ps_
     int nq = query->n;
     ps_top2 *t = malloc(sizeof(ps_top2) * (size_t)nq * 2);
     mt *m = malloc(sizeof(mt) * (size_t)nq * 2);
-    if (!t || !m || ps_match_query_top2(prep, work, t) != PROVSCAN_OK) {
+    if (!t || !m || ps_match_query_top2(prep, work, readings, t) != PROVSCAN_OK) {
         free(t);
         free(m);
         return PROVSCAN_E_NOMEM;

@@ -192,6 +192,13 @@ static int best_first(const void *a, const void *b)
     return worse(x, y) ? 1 : worse(y, x) ? -1 : 0;
 }
 
+/* A candidate is verified in one orientation only when that orientation's word overlap is more than
+ * READ_MARGIN_NUM / READ_MARGIN_DEN times the other's: half the matching, and on the bench a little
+ * more precise, since the losing reading of an unrelated work only adds chance inliers
+ * (docs/features.md, "Readings"). */
+#define READ_MARGIN_NUM 13u
+#define READ_MARGIN_DEN 10u
+
 size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out)
 {
     size_t found = 0;
@@ -266,7 +273,11 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                 uint64_t key = 0;
                 for (int b = 0; b < 8; b++)
                     key = key << 8 | codes[(size_t)r * 32 + b];
-                heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, key});
+                unsigned weaker = a[0] > a[1] ? a[1] : a[0];
+                int readings = shared * READ_MARGIN_DEN <= weaker * READ_MARGIN_NUM ? PS_READ_BOTH
+                               : a[0] >= a[1]                                         ? PS_READ_PLAIN
+                                                                                      : PS_READ_MIRRORED;
+                heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, readings, key});
             }
         }
         free(acc);
@@ -279,10 +290,10 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
 
 /* Local verification of a query against a work's features; regions: query in full-resolution
  * pixels, work in the pixels of its features (scaled by the caller, who knows the work's size). */
-static void verify_features(const provscan_local *q, const ps_features *wf, ps_evidence *ev)
+static void verify_features(const provscan_local *q, const ps_features *wf, int readings, ps_evidence *ev)
 {
     ps_geo_match m;
-    if (ps_features_match_prepared(q->match, wf, &m) != PROVSCAN_OK)
+    if (ps_features_match_prepared(q->match, wf, readings, &m) != PROVSCAN_OK)
         return;
     ev->inliers = m.inliers;
     ev->matches = m.matches;
@@ -299,7 +310,7 @@ static void verify_features(const provscan_local *q, const ps_features *wf, ps_e
     ps_geo_match_free(&m);
 }
 
-void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, ps_evidence *ev)
+void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, int readings, ps_evidence *ev)
 {
     ev->verified = 1;
     ev->inliers = ev->matches = ev->mirrored = 0;
@@ -316,7 +327,7 @@ void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_loca
      * is not recomputed for every candidate of every query */
     if (ps_features_deserialize_covered(data, e.data_size, &wf) != PROVSCAN_OK)
         return;
-    verify_features(q, &wf, ev);
+    verify_features(q, &wf, readings, ev);
     ps_features_free(&wf);
 }
 
@@ -388,7 +399,7 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     ev.work_quality = work->fp.quality;
     if (query->local && work->local) {
         ev.verified = 1;
-        verify_features(query->local, &work->local->f, &ev);
+        verify_features(query->local, &work->local->f, PS_READ_BOTH, &ev);
     }
     out->width = work->info.source_width;
     out->height = work->info.source_height;

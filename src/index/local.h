@@ -23,6 +23,7 @@ void ps_local_free(provscan_local *l);
 typedef struct ps_local_candidate {
     uint32_t seg, record;
     float score;
+    int readings; /* PS_READ_*: the orientations worth verifying (both unless one clearly wins) */
     uint64_t key; /* the work's PDQ hash prefix: breaks score ties the same way however works are
                      spread over segments and shards */
 } ps_local_candidate;
@@ -59,8 +60,9 @@ typedef struct ps_evidence {
     int verified;            /* the local stage ran on this pair */
 } ps_evidence;
 
-/* Verifies the pair with local features (work features read from its segment record). */
-void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, ps_evidence *ev);
+/* Verifies the pair with local features (work features read from its segment record), trying the
+ * query's readings (PS_READ_*). */
+void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, int readings, ps_evidence *ev);
 
 /* Calibrated probability that the query copies the work, from the evidence (docs/scoring.md). */
 double ps_copy_probability(const ps_evidence *ev);

@@ -108,19 +108,20 @@ static provscan_status global_segment(const ps_view *view, uint32_t s, const uin
 typedef struct task {
     uint32_t query, seg, record;
     int64_t work_id;
+    int readings; /* PS_READ_*: the query orientations to verify */
     ps_evidence ev;
     double probability;
 } task;
 
 /* Appends the pair (query, record) unless one of tasks[first .. *n) is already that record. */
 static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, uint32_t seg, uint32_t record,
-                     int64_t work_id, int distance, uint8_t variant)
+                     int64_t work_id, int distance, uint8_t variant, int readings)
 {
     for (size_t j = first; j < *n; j++)
         if (tasks[j].seg == seg && tasks[j].record == record)
             return;
     task *t = &tasks[(*n)++];
-    *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id};
+    *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id, .readings = readings};
     t->ev.distance = distance;
     t->ev.transform = (provscan_dihedral)(variant % PROVSCAN_DIHEDRAL_COUNT);
     t->ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
@@ -289,18 +290,20 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         for (size_t i = 0; i < lists[q].n; i++) {
             const cand *c = &lists[q].v[i];
             if (c->distance <= lists[q].bound)
-                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant);
+                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant,
+                         PS_READ_BOTH);
         }
         for (size_t i = 0; nearest && i < nearest[q].n; i++) {
             const cand *c = &nearest[q].v[i];
             if (c->distance <= nearest[q].bound)
-                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant);
+                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant,
+                         PS_READ_BOTH);
         }
         for (size_t i = 0; i < nretrieved[q]; i++) {
             const ps_local_candidate *c = &retrieved[q * LOCAL_CANDIDATES + i];
             const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
             /* the PDQ distance is not known from the global stage: computed when the pair is scored */
-            add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, ids[c->record], -1, 0);
+            add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, ids[c->record], -1, 0, c->readings);
         }
     }
 
@@ -322,7 +325,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             t->ev.query_quality = qa->fp.quality;
             t->ev.work_quality = ((const uint8_t *)ps_segment_section(seg, PS_SEC_QUALITY, NULL))[t->record];
             if (local)
-                ps_local_verify(seg, t->record, qa->local, &t->ev);
+                ps_local_verify(seg, t->record, qa->local, t->readings, &t->ev);
             t->probability = ps_copy_probability(&t->ev);
         }
     }

@@ -123,7 +123,13 @@ expect_in compare_partial_text out "Local features [0-9]* verified matches"
 expect_in compare_partial_text out "cop[a-z]* part of B"
 run compare_evidence_bad 1 "$P" compare --evidence "$W/no/such/dir/x.png" "$W/q/bridge-crop.jpg" "$W/corpus/a/bridge.jpg"
 expect_in compare_evidence_bad err "evidence picture not written"
-rm -f "$W/q/bridge-crop.jpg"
+# the same crop mirrored: retrieval's word overlap picks the mirrored reading to verify
+"$T" flip "$W/q/bridge-crop.jpg" "$W/q/bridge-crop-mirror.jpg"
+run scan_partial_mirror 1 "$P" scan --json "$I" "$W/q/bridge-crop-mirror.jpg"
+pyjson scan_partial_mirror 'objs[0]["verdict"] in ("match", "possible") and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
+pyjson scan_partial_mirror 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["matches"][0]["evidence"]["local"]["mirrored"] is True'
+pyjson scan_partial_mirror 'objs[0]["matches"][0]["evidence"]["local"]["inliers"] >= 12'
+rm -f "$W/q/bridge-crop.jpg" "$W/q/bridge-crop-mirror.jpg"
 run scan_list 0 "$P" scan --json --top 4 --max-distance 256 "$I" "$W/q/unrelated.png"
 pyjson scan_list 'len(objs[0]["matches"]) == 4 and all(m["verdict"] == "none" for m in objs[0]["matches"])'
 pyjson scan_list '[m["score"] for m in objs[0]["matches"]] == sorted((m["score"] for m in objs[0]["matches"]), reverse=True)'
