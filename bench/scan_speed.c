@@ -119,7 +119,7 @@ int main(int argc, char **argv)
     const char **qpath = calloc(np, sizeof *qpath); /* of the readable queries */
     double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_nn = calloc(np, sizeof *t_nn), *t_re = calloc(np, sizeof *t_re),
            *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
-    ps_local_candidate cands[64];
+    ps_local_candidate cands[PROVSCAN_LOCAL_CANDIDATES];
     size_t n = 0, flagged = 0;
     for (size_t i = 0; i < np; i++) {
         double s0 = seconds();
@@ -152,7 +152,7 @@ int main(int argc, char **argv)
         }
         double s2 = seconds();
         if (a[n].local)
-            ps_local_retrieve(&view, a[n].local, 48, cands);
+            ps_local_retrieve(&view, a[n].local, PROVSCAN_LOCAL_CANDIDATES, cands);
         double s3 = seconds();
         provscan_search_options f = g;
         f.local = 1;

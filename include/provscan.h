@@ -349,7 +349,12 @@ typedef struct provscan_search_options {
     int jobs;               /* worker threads; 0: all cores */
     int local;              /* 1: run the local-feature stage too (queries need local features) */
     double min_probability; /* locally found works below this probability are not listed */
+    int local_candidates;   /* works verified per query from visual-word retrieval; 0: the default,
+                               PROVSCAN_LOCAL_CANDIDATES (more find more crops and composites, slower) */
 } provscan_search_options;
+
+#define PROVSCAN_LOCAL_CANDIDATES 48
+#define PROVSCAN_LOCAL_CANDIDATES_MAX 1000
 
 typedef struct provscan_results {
     size_t nqueries;

@@ -10,6 +10,7 @@ void scan_policy_default(scan_policy *p)
     p->possible_probability = PROVSCAN_POSSIBLE_PROBABILITY;
     p->list_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE;
     p->local = 1;
+    p->local_candidates = PROVSCAN_LOCAL_CANDIDATES;
     p->top_k = 5;
 }
 

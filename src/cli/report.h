@@ -17,6 +17,7 @@ typedef struct scan_policy {
     double possible_probability; /* at least this: possible */
     int list_distance;           /* PDQ distance within which the global stage lists works */
     int local;                   /* run the local-feature stage */
+    int local_candidates;        /* works verified per query from visual-word retrieval */
     int top_k;
 } scan_policy;
 

@@ -37,6 +37,13 @@ int scan_common_option(int c, const char *cmd, scan_options *o)
     case 'G':
         o->policy.local = 0;
         return 1;
+    case 'C':
+        if (cli_parse_int(optarg, 1, PROVSCAN_LOCAL_CANDIDATES_MAX, &v) != 0)
+            return cli_usage_error(cmd, "--candidates needs a number from 1 to %d, not '%s'",
+                                   PROVSCAN_LOCAL_CANDIDATES_MAX, optarg),
+                   -1;
+        o->policy.local_candidates = (int)v;
+        return 1;
     case 's':
         if (o->nshards >= SEARCHER_MAX_SHARDS - 1)
             return cli_usage_error(cmd, "too many --shard options"), -1;

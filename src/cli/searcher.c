@@ -41,7 +41,8 @@ provscan_status searcher_search(searcher *s, const provscan_analysis *queries, s
                                     .max_distance = policy->list_distance,
                                     .jobs = jobs,
                                     .local = policy->local,
-                                    .min_probability = policy->possible_probability / 4};
+                                    .min_probability = policy->possible_probability / 4,
+                                    .local_candidates = policy->local_candidates};
     provscan_status st = provscan_index_search_shards(s->shard, (size_t)s->n, queries, nq, &opts, out, err);
     if (st != PROVSCAN_OK)
         provscan_results_free(out);

@@ -17,7 +17,6 @@
  * about 10 ms on one core, the local stage's budget per query. */
 #define GLOBAL_KEEP 16
 #define LOCAL_PDQ_NEAREST 8
-#define LOCAL_CANDIDATES 48
 
 typedef struct cand {
     int64_t work_id;
@@ -213,6 +212,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     int jobs = opts && opts->jobs > 0 ? opts->jobs : omp_get_num_procs();
     int local = opts && opts->local;
     double min_probability = opts ? opts->min_probability : 0.0;
+    size_t ncand = opts && opts->local_candidates > 0
+                       ? (size_t)(opts->local_candidates < PROVSCAN_LOCAL_CANDIDATES_MAX ? opts->local_candidates
+                                                                                           : PROVSCAN_LOCAL_CANDIDATES_MAX)
+                       : PROVSCAN_LOCAL_CANDIDATES;
     /* All shards' segments as one list: every stage below sees one corpus. */
     for (size_t i = 0; i < nshards; i++)
         if (!shards[i]->snap_loaded)
@@ -245,7 +248,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
      * visual words retrieval relies on. A wide listing distance already asks for the nearest. */
     int want_nearest = local && max_distance <= RADIUS_SEARCH_MAX;
     cand_list *nearest = want_nearest ? calloc(nq ? nq : 1, sizeof *nearest) : NULL;
-    ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * LOCAL_CANDIDATES, sizeof *retrieved) : NULL;
+    ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * ncand, sizeof *retrieved) : NULL;
     size_t *nretrieved = calloc(nq ? nq : 1, sizeof *nretrieved);
     task *tasks = NULL;
     size_t ntasks = 0;
@@ -270,7 +273,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     if (s == PROVSCAN_OK && local) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
         for (size_t q = 0; q < nq; q++)
-            nretrieved[q] = ps_local_retrieve(vw, queries[q].local, LOCAL_CANDIDATES, retrieved + q * LOCAL_CANDIDATES);
+            nretrieved[q] = ps_local_retrieve(vw, queries[q].local, ncand, retrieved + q * ncand);
     }
     /* Every (query, candidate) pair once: global candidates first (distinct records already), then
      * the nearest by PDQ and the retrieved ones not among them. */
@@ -300,7 +303,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
                          PS_READ_BOTH);
         }
         for (size_t i = 0; i < nretrieved[q]; i++) {
-            const ps_local_candidate *c = &retrieved[q * LOCAL_CANDIDATES + i];
+            const ps_local_candidate *c = &retrieved[q * ncand + i];
             const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
             /* the PDQ distance is not known from the global stage: computed when the pair is scored */
             add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, ids[c->record], -1, 0, c->readings);
