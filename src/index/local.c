@@ -225,7 +225,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
          * for the accumulators to stay in cache: each word's postings ascend by record, so a cursor per
          * query word walks its list once over all blocks. */
         size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
-        uint16_t *acc = aligned_alloc(4, 4 * block); /* pairs, also read as one uint32_t each */
+        uint16_t *acc = malloc(4 * block); /* per record: plain and mirrored overlap */
         uint32_t *cursor = malloc(((size_t)nlists + 1) * sizeof *cursor);
         if (!acc || !cursor) {
             free(acc);
@@ -258,14 +258,13 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                     cursor[l] = p;
                 }
             /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
-            uint32_t *pair = (uint32_t *)acc;
             for (size_t t = 0; t < b1 - b0; t++) {
-                if (!pair[t])
+                unsigned a[2] = {acc[2 * t], acc[2 * t + 1]};
+                if (!(a[0] | a[1]))
                     continue;
-                uint16_t *a = acc + 2 * t;
+                acc[2 * t] = acc[2 * t + 1] = 0; /* ready for the next block */
                 uint32_t r = (uint32_t)(b0 + t);
                 unsigned shared = a[0] > a[1] ? a[0] : a[1];
-                pair[t] = 0; /* ready for the next block */
                 double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
                 float score = (float)(shared * scale / norm);
                 if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
