@@ -212,10 +212,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     int jobs = opts && opts->jobs > 0 ? opts->jobs : omp_get_num_procs();
     int local = opts && opts->local;
     double min_probability = opts ? opts->min_probability : 0.0;
-    size_t ncand = opts && opts->local_candidates > 0
-                       ? (size_t)(opts->local_candidates < PROVSCAN_LOCAL_CANDIDATES_MAX ? opts->local_candidates
-                                                                                           : PROVSCAN_LOCAL_CANDIDATES_MAX)
-                       : PROVSCAN_LOCAL_CANDIDATES;
+    size_t ncand = PROVSCAN_LOCAL_CANDIDATES;
+    if (opts && opts->local_candidates > 0)
+        ncand = (size_t)(opts->local_candidates < PROVSCAN_LOCAL_CANDIDATES_MAX ? opts->local_candidates
+                                                                                : PROVSCAN_LOCAL_CANDIDATES_MAX);
     /* All shards' segments as one list: every stage below sees one corpus. */
     for (size_t i = 0; i < nshards; i++)
         if (!shards[i]->snap_loaded)
