@@ -209,6 +209,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
     if (!weight)
         return 0;
     double scale = retrieval_weights(view, q, weight);
+    double scale2_per_nq = scale * scale / (double)q->f.n;
     for (size_t s = 0; s < view->n; s++) {
         const ps_segment *seg = view->segs[s];
         uint64_t noff, npost, nentries;
@@ -265,7 +266,14 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                 acc[2 * t] = acc[2 * t + 1] = 0; /* ready for the next block */
                 uint32_t r = (uint32_t)(b0 + t);
                 unsigned shared = a[0] > a[1] ? a[0] : a[1];
-                double norm = sqrt((double)q->f.n * (entries[r].ndesc ? entries[r].ndesc : 1));
+                double nd = entries[r].ndesc ? entries[r].ndesc : 1;
+                /* Almost every record is touched and few can enter the heap: a square-root-free bound
+                 * (with a margin far above rounding) rejects the rest before the exact score. */
+                float floor_score = found < max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, out[0].score);
+                double bound = (double)shared * shared * scale2_per_nq;
+                if (bound < (double)floor_score * floor_score * nd * 0.999)
+                    continue;
+                double norm = sqrt((double)q->f.n * nd);
                 float score = (float)(shared * scale / norm);
                 if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
                     continue;
