@@ -241,6 +241,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
             }
         for (size_t b0 = 0; b0 < n; b0 += block) {
             size_t b1 = n - b0 < block ? n : b0 + block;
+            uint32_t span = (uint32_t)(b1 - b0);
             for (int o = 0, l = 0; o < 2; o++)
                 for (int i = 0; i < q->nwords[o]; i++, l++) {
                     uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
@@ -248,14 +249,24 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                     if (w >= nv || wt == 0)
                         continue;
                     uint32_t p = cursor[l], end = off[w + 1];
-                    for (; p < end; p++) {
-                        uint32_t r = post[p] >> 8, tr = post[p] & 0xFF;
-                        if (r >= b1)
-                            break;
-                        if (r < b0)
-                            continue; /* damaged postings (out of order): ignore rather than misread */
-                        acc[2 * (r - b0) + (unsigned)o] += (uint16_t)(wt * (tq < tr ? tq : tr));
-                    }
+                    uint16_t *acc_o = acc + o;
+                    /* t outside the block: its end, or damaged postings (out of order), where the
+                     * list stops rather than misreads. A word the query holds once adds its weight
+                     * (min(1, tr) = 1), the common case, in a loop without the multiply. */
+                    if (tq == 1)
+                        for (; p < end; p++) {
+                            uint32_t t = (post[p] >> 8) - (uint32_t)b0;
+                            if (t >= span)
+                                break;
+                            acc_o[2 * (size_t)t] += wt;
+                        }
+                    else
+                        for (; p < end; p++) {
+                            uint32_t t = (post[p] >> 8) - (uint32_t)b0, tr = post[p] & 0xFF;
+                            if (t >= span)
+                                break;
+                            acc_o[2 * (size_t)t] += (uint16_t)(wt * (tq < tr ? tq : tr));
+                        }
                     cursor[l] = p;
                 }
             /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
