@@ -226,7 +226,9 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
          * for the accumulators to stay in cache: each word's postings ascend by record, so a cursor per
          * query word walks its list once over all blocks. */
         size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
-        uint16_t *acc = malloc(4 * block); /* per record: plain and mirrored overlap */
+        /* per record: plain overlap in acc[0 .. block), mirrored in acc[block .. 2 block), so each
+         * orientation's lists touch half the memory */
+        uint16_t *acc = malloc(4 * block);
         uint32_t *cursor = malloc(((size_t)nlists + 1) * sizeof *cursor);
         if (!acc || !cursor) {
             free(acc);
@@ -249,7 +251,7 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                     if (w >= nv || wt == 0)
                         continue;
                     uint32_t p = cursor[l], end = off[w + 1];
-                    uint16_t *acc_o = acc + o;
+                    uint16_t *acc_o = acc + (size_t)o * block;
                     /* t outside the block: its end, or damaged postings (out of order), where the
                      * list stops rather than misreads. A word the query holds once adds its weight
                      * (min(1, tr) = 1), the common case, in a loop without the multiply. */
@@ -258,23 +260,23 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                             uint32_t t = (post[p] >> 8) - (uint32_t)b0;
                             if (t >= span)
                                 break;
-                            acc_o[2 * (size_t)t] += wt;
+                            acc_o[t] += wt;
                         }
                     else
                         for (; p < end; p++) {
                             uint32_t t = (post[p] >> 8) - (uint32_t)b0, tr = post[p] & 0xFF;
                             if (t >= span)
                                 break;
-                            acc_o[2 * (size_t)t] += (uint16_t)(wt * (tq < tr ? tq : tr));
+                            acc_o[t] += (uint16_t)(wt * (tq < tr ? tq : tr));
                         }
                     cursor[l] = p;
                 }
             /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
             for (size_t t = 0; t < b1 - b0; t++) {
-                unsigned a[2] = {acc[2 * t], acc[2 * t + 1]};
+                unsigned a[2] = {acc[t], acc[block + t]};
                 if (!(a[0] | a[1]))
                     continue;
-                acc[2 * t] = acc[2 * t + 1] = 0; /* ready for the next block */
+                acc[t] = acc[block + t] = 0; /* ready for the next block */
                 uint32_t r = (uint32_t)(b0 + t);
                 unsigned shared = a[0] > a[1] ? a[0] : a[1];
                 double nd = entries[r].ndesc ? entries[r].ndesc : 1;
