@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # probe.sh — held-out check: edits of corpus works that no bench family makes, scanned against a bench index.
 #
-# usage: bench/probe.sh INDEX [--works N] [--build-dir DIR] [--work DIR] [--out DIR]
+# usage: bench/probe.sh INDEX [--works N] [--batch-args "ARGS"] [--build-dir DIR] [--work DIR] [--out DIR]
 # INDEX holds the bench references (bench/run's, or `provscan index add` of bench/work/data/corpus and
 # distractors). N works of the corpus (every k-th in name order, default 40) are each edited 12 ways with
 # the vips command (libvips-tools, installed by bench/install-deps.sh): rotated 45 degrees; tones
@@ -12,7 +12,8 @@
 # not the transformations the bench families, the calibration or any tuning used. Each query is
 # scanned with `provscan batch --top 3` and counted per edit: its work ranked first and flagged (score
 # >= 0.5), ranked first but below 0.5, and another work flagged first (for side by side, either of the
-# two works is right). The table goes to stdout and OUT/probe.md (default WORK/probe).
+# two works is right); --batch-args adds options to that batch (for example --tiles). The table goes to
+# stdout and OUT/probe.md (default WORK/probe).
 set -euo pipefail
 
 BENCH=$(cd "$(dirname "$0")" && pwd)
@@ -20,21 +21,23 @@ ROOT=$(dirname "$BENCH")
 BUILD_DIR="$ROOT/build-bench"
 WORK="${BENCH_WORK:-$BENCH/work}"
 NWORKS=40
+BATCH_ARGS=""
 OUT=""
 INDEX=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --works) NWORKS=$2; shift ;;
+    --batch-args) BATCH_ARGS=$2; shift ;;
     --build-dir) BUILD_DIR=$2; shift ;;
     --work) WORK=$2; shift ;;
     --out) OUT=$2; shift ;;
-    -h | --help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h | --help) sed -n '3,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     -*) echo "probe.sh: unknown option $1" >&2; exit 2 ;;
     *) [ -z "$INDEX" ] || { echo "probe.sh: one index only" >&2; exit 2; }; INDEX=$1 ;;
     esac
     shift
 done
-[ -n "$INDEX" ] || { echo "usage: bench/probe.sh INDEX [--works N] [--build-dir DIR] [--work DIR] [--out DIR]" >&2; exit 2; }
+[ -n "$INDEX" ] || { echo "usage: bench/probe.sh INDEX [--works N] [--batch-args \"ARGS\"] [--build-dir DIR] [--work DIR] [--out DIR]" >&2; exit 2; }
 P=$BUILD_DIR/src/provscan
 [ -x "$P" ] || { echo "probe.sh: $P is missing: build first (bench/run, or cmake --build $BUILD_DIR)" >&2; exit 2; }
 command -v vips >/dev/null || { echo "probe.sh: the vips command is missing: run bench/install-deps.sh" >&2; exit 2; }
@@ -93,14 +96,15 @@ rm -rf "$T"
 find "$OUT/q" -type f | LC_ALL=C sort >"$OUT/queries.txt"
 t0=$(date +%s.%N)
 rc=0
-"$P" batch --quiet --top 3 "$INDEX" --input "$OUT/queries.txt" --output "$OUT/out.jsonl" || rc=$?
+# shellcheck disable=SC2086 # BATCH_ARGS is a list of options
+"$P" batch --quiet --top 3 $BATCH_ARGS "$INDEX" --input "$OUT/queries.txt" --output "$OUT/out.jsonl" || rc=$?
 [ "$rc" -le 1 ] || { echo "probe.sh: provscan batch failed ($rc)" >&2; exit 1; }
 t1=$(date +%s.%N)
 
 python3 - "$OUT/works.tsv" "$OUT/out.jsonl" "$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)" \
-    "$INDEX" "$(echo "$t1 - $t0" | bc)" <<'PY' | tee "$OUT/probe.md"
+    "$INDEX" "$(echo "$t1 - $t0" | bc)" "$BATCH_ARGS" <<'PY' | tee "$OUT/probe.md"
 import collections, json, os, sys
-works_tsv, out_jsonl, commit, index, secs = sys.argv[1:6]
+works_tsv, out_jsonl, commit, index, secs, batch_args = sys.argv[1:7]
 work, other = {}, {}
 for line in open(works_tsv):
     i, w, o = line.rstrip("\n").split("\t")
@@ -122,7 +126,8 @@ for line in open(out_jsonl):
         c[0 if m[0]["score"] >= 0.5 else 1] += 1
     elif m and m[0]["score"] >= 0.5:
         c[2] += 1
-print(f"# Probe: edits no bench family makes\n\ncommit {commit}, index {index}, `provscan batch --top 3`, "
+print(f"# Probe: edits no bench family makes\n\ncommit {commit}, index {index}, "
+      f"`provscan batch --top 3{' ' + batch_args if batch_args else ''}`, "
       f"{sum(c[4] for c in rows.values())} queries in {float(secs):.1f} s\n")
 print("| edit | queries | work first, flagged | work first, score < 0.5 | other work flagged first | unreadable |")
 print("|---|---:|---:|---:|---:|---:|")

@@ -230,6 +230,10 @@ typedef enum provscan_local_mode {
     PROVSCAN_LOCAL_NONE = 0,  /* fingerprint only */
     PROVSCAN_LOCAL_QUERY = 1, /* local features with a query's budget */
     PROVSCAN_LOCAL_WORK = 2,  /* local features as an index stores them for a work */
+    PROVSCAN_LOCAL_QUERY_TILES = 3, /* a query's, and those of its 2 x 2 overlapping tiles (60 % of each
+                                       side): a search also verifies what each tile retrieves, which finds
+                                       works pasted small into large pictures, at about 5 times the
+                                       local stage's cost (docs/features.md, "Tiles") */
 } provscan_local_mode;
 
 /* Reads path once, scans its metadata, decodes it in fast mode, fingerprints it and extracts its

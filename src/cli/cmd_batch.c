@@ -270,7 +270,7 @@ int cmd_batch(int argc, char **argv)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o.jobs)
         for (int i = 0; i < n; i++)
             sts[i] = paths[i] ? provscan_analyze_file(paths[i], o.max_pixels,
-                                                      o.policy.local ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_NONE,
+                                                      scan_policy_local_mode(&o.policy),
                                                       &an[i], &errs[i])
                               : PROVSCAN_E_NOMEM;
         size_t nq = 0;

@@ -73,7 +73,7 @@ int cmd_scan(int argc, char **argv)
 #pragma omp parallel for schedule(dynamic, 1) num_threads(o.jobs)
         for (int i = 0; i < n; i++)
             sts[i] = provscan_analyze_file(files[start + i], o.max_pixels,
-                                           o.policy.local ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_NONE, &an[i],
+                                           scan_policy_local_mode(&o.policy), &an[i],
                                            &errs[i]);
         size_t nq = 0;
         for (int i = 0; i < n; i++)

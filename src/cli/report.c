@@ -14,6 +14,11 @@ void scan_policy_default(scan_policy *p)
     p->top_k = 5;
 }
 
+int scan_policy_local_mode(const scan_policy *p)
+{
+    return !p->local ? PROVSCAN_LOCAL_NONE : p->tiles ? PROVSCAN_LOCAL_QUERY_TILES : PROVSCAN_LOCAL_QUERY;
+}
+
 const char *verdict_name(verdict v)
 {
     return v == VERDICT_MATCH ? "match" : v == VERDICT_POSSIBLE ? "possible" : "none";

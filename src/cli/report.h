@@ -18,10 +18,13 @@ typedef struct scan_policy {
     int list_distance;           /* PDQ distance within which the global stage lists works */
     int local;                   /* run the local-feature stage */
     int local_candidates;        /* works verified per query from visual-word retrieval */
+    int tiles;                   /* also search the query's tiles (PROVSCAN_LOCAL_QUERY_TILES) */
     int top_k;
 } scan_policy;
 
 void scan_policy_default(scan_policy *p);
+/* What provscan_analyze_file extracts from a query under this policy (a provscan_local_mode). */
+int scan_policy_local_mode(const scan_policy *p);
 const char *verdict_name(verdict v);
 verdict match_verdict(double probability, const scan_policy *p);
 const char *kind_name(provscan_kind k);

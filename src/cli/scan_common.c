@@ -44,6 +44,9 @@ int scan_common_option(int c, const char *cmd, scan_options *o)
                    -1;
         o->policy.local_candidates = (int)v;
         return 1;
+    case 'L':
+        o->policy.tiles = 1;
+        return 1;
     case 's':
         if (o->nshards >= SEARCHER_MAX_SHARDS - 1)
             return cli_usage_error(cmd, "too many --shard options"), -1;
@@ -79,6 +82,10 @@ int scan_options_check(scan_options *o, const char *cmd)
 {
     if (o->policy.possible_probability > o->policy.match_probability)
         o->policy.possible_probability = o->policy.match_probability;
+    if (o->policy.tiles && !o->policy.local) {
+        cli_usage_error(cmd, "--tiles searches with local features: it cannot go with --no-local");
+        return -1;
+    }
     if (o->evidence_dir) {
         struct stat st;
         if (mkdir(o->evidence_dir, 0755) != 0 && (stat(o->evidence_dir, &st) != 0 || !S_ISDIR(st.st_mode))) {

@@ -14,13 +14,13 @@ typedef struct scan_options {
     const char *evidence_dir;
 } scan_options;
 
-/* getopt letters: k t p D G C s J P E (see SCAN_COMMON_LONGOPTS). */
+/* getopt letters: k t p D G C L s J P E (see SCAN_COMMON_LONGOPTS). */
 #define SCAN_COMMON_SHORT "k:t:p:D:s:J:E:"
 #define SCAN_COMMON_LONGOPTS                                                                                     \
     {"top", required_argument, NULL, 'k'}, {"threshold", required_argument, NULL, 't'},                         \
         {"possible", required_argument, NULL, 'p'}, {"max-distance", required_argument, NULL, 'D'},             \
         {"no-local", no_argument, NULL, 'G'}, {"candidates", required_argument, NULL, 'C'},                     \
-        {"shard", required_argument, NULL, 's'},                                                                \
+        {"tiles", no_argument, NULL, 'L'}, {"shard", required_argument, NULL, 's'},                             \
         {"jobs", required_argument, NULL, 'J'}, {"max-pixels", required_argument, NULL, 'P'},                   \
         {"evidence-dir", required_argument, NULL, 'E'}
 
@@ -34,6 +34,9 @@ typedef struct scan_options {
     "      --candidates N      works verified with local features per query, from the visual-word\n"              \
     "                          retrieval (default 48, up to 1000): more find more crops and\n"                    \
     "                          composites in a large corpus, at a cost in time\n"                                 \
+    "      --tiles             also search 2 x 2 overlapping tiles of each query at the working\n"              \
+    "                          size: finds works pasted small into large pictures (screenshots,\n"             \
+    "                          collages, pages); the local stage takes about 5 times as long\n"                \
     "  -s, --shard DIR         also search this index (repeatable); results merge as one corpus\n"                 \
     "  -E, --evidence-dir DIR  write a side-by-side picture for each flagged image's best match\n"                 \
     "  -J, --jobs N            threads (default: all cores)\n"                                                     \

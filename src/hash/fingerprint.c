@@ -198,6 +198,8 @@ provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int
         st = ps_local_from_image(img, out->info.source_width, out->info.source_height,
                                  want_local == PROVSCAN_LOCAL_WORK ? PS_FEATURES_DEFAULT_MAX : PS_QUERY_FEATURES,
                                  &out->local);
+    if (st == PROVSCAN_OK && want_local == PROVSCAN_LOCAL_QUERY_TILES && out->local)
+        st = ps_local_add_tiles(out->local, img);
     int w = provscan_image_width(img), h = provscan_image_height(img);
     provscan_image_free(img);
     if (st == PROVSCAN_E_TOO_SMALL)

@@ -30,8 +30,8 @@ provscan_status ps_local_from_image(const provscan_image *img, int source_width,
         ps_local_free(l);
         return st;
     }
-    l->source_width = source_width;
-    l->source_height = source_height;
+    l->source_width = l->query_width = source_width;
+    l->source_height = l->query_height = source_height;
     uint8_t *mirrored = malloc((size_t)l->f.n * PS_DESC_BYTES);
     if (!mirrored) {
         ps_local_free(l);
@@ -50,10 +50,68 @@ provscan_status ps_local_from_image(const provscan_image *img, int source_width,
     return PROVSCAN_OK;
 }
 
+int ps_query_tiles(int w, int h)
+{
+    return (w > h ? w : h) < PS_TILE_MIN_SIDE ? 0 : PS_QUERY_TILES;
+}
+
+provscan_status ps_query_tile(const provscan_image *img, int t, int *x0, int *y0, provscan_image **out)
+{
+    int w = img->width, h = img->height;
+    int tw = (int)ceil(w * PS_TILE_SHARE), th = (int)ceil(h * PS_TILE_SHARE);
+    *x0 = t & 1 ? w - tw : 0;
+    *y0 = t & 2 ? h - th : 0;
+    size_t row = (size_t)w * img->channels;
+    return provscan_image_from_pixels(img->pixels + (size_t)*y0 * row + (size_t)*x0 * img->channels, tw, th,
+                                      img->channels, row, out);
+}
+
+provscan_status ps_local_add_tiles(provscan_local *l, const provscan_image *img)
+{
+    if (!l || l->ntiles)
+        return PROVSCAN_OK;
+    int w = img->width, h = img->height, n = ps_query_tiles(w, h);
+    double sx = (double)l->source_width / w, sy = (double)l->source_height / h;
+    for (int t = 0; t < n; t++) {
+        int x0, y0;
+        provscan_image *part = NULL;
+        provscan_status st = ps_query_tile(img, t, &x0, &y0, &part);
+        if (st != PROVSCAN_OK)
+            return st;
+        int tw = part->width, th = part->height;
+        /* the tile's size and place in full-resolution pixels, so regions and coverages come out in
+         * the query's own terms */
+        int ox = (int)lround(x0 * sx), oy = (int)lround(y0 * sy);
+        int sw = (int)lround((x0 + tw) * sx) - ox, sh = (int)lround((y0 + th) * sy) - oy;
+        provscan_local *tl = NULL;
+        st = ps_local_from_image(part, sw > 0 ? sw : 1, sh > 0 ? sh : 1, PS_QUERY_FEATURES, &tl);
+        provscan_image_free(part);
+        if (st != PROVSCAN_OK && st != PROVSCAN_E_TOO_SMALL)
+            return st;
+        if (!tl)
+            continue;
+        tl->origin_x = ox;
+        tl->origin_y = oy;
+        tl->query_width = l->query_width;
+        tl->query_height = l->query_height;
+        l->tile[l->ntiles++] = tl;
+    }
+    return PROVSCAN_OK;
+}
+
+const provscan_local *ps_local_part(const provscan_local *l, int p)
+{
+    if (!l || p < 0 || p > l->ntiles)
+        return NULL;
+    return p == 0 ? l : l->tile[p - 1];
+}
+
 void ps_local_free(provscan_local *l)
 {
     if (!l)
         return;
+    for (int t = 0; t < l->ntiles; t++)
+        ps_local_free(l->tile[t]);
     ps_match_query_free(l->match);
     ps_features_free(&l->f);
     free(l->words[0]);
@@ -319,10 +377,14 @@ static void verify_features(const provscan_local *q, const ps_features *wf, int 
     ev->matches = m.matches;
     ev->mirrored = m.mirrored;
     ev->work_coverage = m.work_coverage;
-    ev->query_coverage = m.query_coverage;
+    /* a tile's region in the whole query's pixels, and its coverage as a share of the whole query */
+    double part_share = q->query_width > 0 && q->query_height > 0
+                            ? (double)q->source_width * q->source_height / ((double)q->query_width * q->query_height)
+                            : 1;
+    ev->query_coverage = (float)(m.query_coverage * (part_share < 1 ? part_share : 1));
     double qs = q->f.width > 0 ? (double)q->source_width / q->f.width : 1;
     for (int i = 0; i < 8; i++) {
-        ev->query_region[i] = (float)(m.query_poly[i] * qs);
+        ev->query_region[i] = (float)(m.query_poly[i] * qs + (i % 2 ? q->origin_y : q->origin_x));
         ev->work_region[i] = m.work_poly[i];
     }
     ev->work_feat_width = wf->width;
@@ -359,6 +421,19 @@ double ps_copy_probability(const ps_evidence *ev)
     return ps_calibration_probability(ps_calibration_get(), x);
 }
 
+double ps_copy_probability_tile(const ps_evidence *ev)
+{
+    double x[PS_FEAT_COUNT], pg, pl;
+    ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->matches,
+                            ev->work_coverage, ev->query_coverage, x);
+    ps_calibration_parts(ps_calibration_get(), x, &pg, &pl);
+    if (pl > 0 && pl < 1) {
+        double odds = pl / (1 - pl) / (1 + PS_QUERY_TILES);
+        pl = odds / (1 + odds);
+    }
+    return 1.0 - (1.0 - pg) * (1.0 - pl);
+}
+
 provscan_kind ps_copy_kind(const ps_evidence *ev)
 {
     if (ev->distance <= PROVSCAN_PDQ_POSSIBLE_DISTANCE)
@@ -366,6 +441,37 @@ provscan_kind ps_copy_kind(const ps_evidence *ev)
     if (ev->inliers > 0 && ev->work_coverage >= 0.75f && ev->query_coverage >= 0.75f)
         return PROVSCAN_KIND_NEAR_DUPLICATE;
     return PROVSCAN_KIND_PARTIAL;
+}
+
+/* Matches tile t of query with work's features; when that verifies more inliers than *best, *best
+ * becomes it, in the whole query's pixels. */
+static void tile_match(const provscan_image *query, int t, const ps_features *work, ps_geo_match *best)
+{
+    int x0, y0;
+    provscan_image *part = NULL;
+    ps_features f;
+    memset(&f, 0, sizeof f);
+    ps_feature_params budget = {.max_features = PS_QUERY_FEATURES};
+    ps_geo_match m;
+    memset(&m, 0, sizeof m);
+    if (ps_query_tile(query, t, &x0, &y0, &part) == PROVSCAN_OK && ps_features_extract(part, NULL, &budget, &f) == PROVSCAN_OK &&
+        ps_features_match(&f, work, &m) == PROVSCAN_OK && m.inliers > best->inliers) {
+        for (int i = 0; i < 8; i++)
+            m.query_poly[i] += (float)(i % 2 ? y0 : x0);
+        for (int i = 0; i < m.npairs; i++) {
+            m.pairs[4 * i] += (float)x0;
+            m.pairs[4 * i + 1] += (float)y0;
+        }
+        /* H maps tile pixels to work pixels: H . translate(-x0, -y0) maps the query's */
+        for (int r = 0; r < 3; r++)
+            m.H[3 * r + 2] -= m.H[3 * r] * x0 + m.H[3 * r + 1] * y0;
+        ps_geo_match_free(best);
+        *best = m;
+        memset(&m, 0, sizeof m);
+    }
+    ps_geo_match_free(&m);
+    ps_features_free(&f);
+    provscan_image_free(part);
 }
 
 provscan_status provscan_evidence_write(const char *query_path, const char *work_path, const char *png_path,
@@ -388,6 +494,9 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
     if (st == PROVSCAN_OK && (st = ps_features_extract(img[0], NULL, &budget[0], &f[0])) == PROVSCAN_OK &&
         (st = ps_features_extract(img[1], NULL, &budget[1], &f[1])) == PROVSCAN_OK &&
         (st = ps_features_match(&f[0], &f[1], &m)) == PROVSCAN_OK) {
+        /* a work pasted small into a large query may only verify within a tile, as `--tiles` found it */
+        for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ps_query_tiles(img[0]->width, img[0]->height); t++)
+            tile_match(img[0], t, &f[1], &m);
         if (m.inliers > 0)
             ps_geo_match_refine_region(img[0], img[1], &m);
         st = ps_evidence_write_png(png_path, img[0], img[1], &m, err);

@@ -5,18 +5,42 @@
 #include "features/features.h"
 #include "index/index_internal.h"
 
+/* Tiles of a query (PROVSCAN_LOCAL_QUERY_TILES): 2 x 2 overlapping parts, each PS_TILE_SHARE of the
+ * query's width and height, analysed on their own at the working size, so that a work pasted small
+ * into a large picture (a screenshot, a collage, a page) is seen at up to 1 / PS_TILE_SHARE times the
+ * resolution the whole query gives it (docs/features.md, "Tiles"). */
+#define PS_QUERY_TILES 4
+#define PS_TILE_SHARE 0.6
+/* Decoded pictures whose longer side is under this get no tiles: their tiles would be enlarged
+ * beyond what the working size already does. */
+#define PS_TILE_MIN_SIDE 320
+
 struct provscan_local {
-    ps_features f;                    /* in pixels of the decoded query */
-    int source_width, source_height;  /* the query's upright full-resolution size */
+    ps_features f;                    /* in pixels of the decoded query (or tile) */
+    int source_width, source_height;  /* this part's upright full-resolution size */
+    int origin_x, origin_y;           /* where this part starts in the query, full-resolution pixels */
+    int query_width, query_height;    /* the whole query's full-resolution size */
     uint32_t *words[2];               /* distinct words of the descriptors [0] and of their mirrors [1] */
     int nwords[2];
     ps_match_query *match;            /* f prepared for matching against each candidate */
+    int ntiles;                       /* tiles of a whole query (none unless asked for) */
+    struct provscan_local *tile[PS_QUERY_TILES];
 };
 
 /* Local features of a decoded image, at most max_features of them (*out NULL when the image has
  * none). */
 provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height, int max_features,
                                     provscan_local **out);
+/* How many tiles a decoded query of w x h pixels gets (0 or PS_QUERY_TILES), and tile t of it: a
+ * copy of its pixels, with its top-left corner (x0, y0) in img. The search and the evidence picture
+ * cut queries the same way. */
+int ps_query_tiles(int w, int h);
+provscan_status ps_query_tile(const provscan_image *img, int t, int *x0, int *y0, provscan_image **out);
+/* Adds the tiles of img (the decoded query whose features l holds) to l: PROVSCAN_E_NOMEM, else OK
+ * (a tile without features is left out; a picture under PS_TILE_MIN_SIDE gets none). */
+provscan_status ps_local_add_tiles(provscan_local *l, const provscan_image *img);
+/* Part p of a query: 0 the whole, 1 .. ntiles its tiles (NULL past them). */
+const provscan_local *ps_local_part(const provscan_local *l, int p);
 void ps_local_free(provscan_local *l);
 
 /* A candidate work: where its record is, and how strongly the words point at it. */
@@ -66,6 +90,10 @@ void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_loca
 
 /* Calibrated probability that the query copies the work, from the evidence (docs/scoring.md). */
 double ps_copy_probability(const ps_evidence *ev);
+/* The same for evidence found with one tile of a query: that tile was one of 1 + PS_QUERY_TILES
+ * searches of the query, each as likely to meet a chance match, so its local odds count that many
+ * times less (docs/scoring.md, "Tiles"). */
+double ps_copy_probability_tile(const ps_evidence *ev);
 provscan_kind ps_copy_kind(const ps_evidence *ev);
 
 #endif

@@ -107,20 +107,21 @@ static provscan_status global_segment(const ps_view *view, uint32_t s, const uin
 typedef struct task {
     uint32_t query, seg, record;
     int64_t work_id;
+    int part;     /* the query's part verified: 0 the whole, 1.. its tiles (ps_local_part) */
     int readings; /* PS_READ_*: the query orientations to verify */
     ps_evidence ev;
     double probability;
 } task;
 
-/* Appends the pair (query, record) unless one of tasks[first .. *n) is already that record. */
-static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, uint32_t seg, uint32_t record,
+/* Appends the pair (query part, record) unless one of tasks[first .. *n) is already that. */
+static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, int part, uint32_t seg, uint32_t record,
                      int64_t work_id, int distance, uint8_t variant, int readings)
 {
     for (size_t j = first; j < *n; j++)
-        if (tasks[j].seg == seg && tasks[j].record == record)
+        if (tasks[j].seg == seg && tasks[j].record == record && tasks[j].part == part)
             return;
     task *t = &tasks[(*n)++];
-    *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id, .readings = readings};
+    *t = (task){.query = query, .seg = seg, .record = record, .work_id = work_id, .part = part, .readings = readings};
     t->ev.distance = distance;
     t->ev.transform = (provscan_dihedral)(variant % PROVSCAN_DIHEDRAL_COUNT);
     t->ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
@@ -248,8 +249,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
      * visual words retrieval relies on. A wide listing distance already asks for the nearest. */
     int want_nearest = local && max_distance <= RADIUS_SEARCH_MAX;
     cand_list *nearest = want_nearest ? calloc(nq ? nq : 1, sizeof *nearest) : NULL;
-    ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * ncand, sizeof *retrieved) : NULL;
-    size_t *nretrieved = calloc(nq ? nq : 1, sizeof *nretrieved);
+    /* retrieval per query part: the whole query, then its tiles if it has them */
+    enum { PARTS = 1 + PS_QUERY_TILES };
+    ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * PARTS * ncand, sizeof *retrieved) : NULL;
+    size_t *nretrieved = calloc((nq ? nq : 1) * PARTS, sizeof *nretrieved);
     task *tasks = NULL;
     size_t ntasks = 0;
     provscan_status s = PROVSCAN_OK;
@@ -272,14 +275,19 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     /* Local stage, retrieval: works sharing visual words with the query. */
     if (s == PROVSCAN_OK && local) {
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
-        for (size_t q = 0; q < nq; q++)
-            nretrieved[q] = ps_local_retrieve(vw, queries[q].local, ncand, retrieved + q * ncand);
+        for (size_t qp = 0; qp < nq * PARTS; qp++) {
+            const provscan_local *part = ps_local_part(queries[qp / PARTS].local, (int)(qp % PARTS));
+            nretrieved[qp] = part ? ps_local_retrieve(vw, part, ncand, retrieved + qp * ncand) : 0;
+        }
     }
     /* Every (query, candidate) pair once: global candidates first (distinct records already), then
-     * the nearest by PDQ and the retrieved ones not among them. */
+     * the nearest by PDQ and the retrieved ones not among them; then, for a query with tiles, what
+     * each tile retrieved, verified with that tile's features. */
     size_t cap_tasks = 0;
     for (size_t q = 0; s == PROVSCAN_OK && q < nq; q++) {
-        size_t need = ntasks + lists[q].n + (nearest ? nearest[q].n : 0) + nretrieved[q];
+        size_t need = ntasks + lists[q].n + (nearest ? nearest[q].n : 0);
+        for (int p = 0; p < PARTS; p++)
+            need += nretrieved[q * PARTS + (size_t)p];
         if (need > cap_tasks) {
             cap_tasks = need * 2 + 64;
             task *t = realloc(tasks, cap_tasks * sizeof *t);
@@ -293,21 +301,22 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
         for (size_t i = 0; i < lists[q].n; i++) {
             const cand *c = &lists[q].v[i];
             if (c->distance <= lists[q].bound)
-                add_task(tasks, &ntasks, ntasks, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant,
-                         PS_READ_BOTH);
+                add_task(tasks, &ntasks, ntasks, (uint32_t)q, 0, c->seg, c->record, c->work_id, c->distance,
+                         c->variant, PS_READ_BOTH);
         }
         for (size_t i = 0; nearest && i < nearest[q].n; i++) {
             const cand *c = &nearest[q].v[i];
             if (c->distance <= nearest[q].bound)
-                add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, c->work_id, c->distance, c->variant,
-                         PS_READ_BOTH);
+                add_task(tasks, &ntasks, first, (uint32_t)q, 0, c->seg, c->record, c->work_id, c->distance,
+                         c->variant, PS_READ_BOTH);
         }
-        for (size_t i = 0; i < nretrieved[q]; i++) {
-            const ps_local_candidate *c = &retrieved[q * ncand + i];
-            const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
-            /* the PDQ distance is not known from the global stage: computed when the pair is scored */
-            add_task(tasks, &ntasks, first, (uint32_t)q, c->seg, c->record, ids[c->record], -1, 0, c->readings);
-        }
+        for (int p = 0; p < PARTS; p++)
+            for (size_t i = 0; i < nretrieved[q * PARTS + (size_t)p]; i++) {
+                const ps_local_candidate *c = &retrieved[(q * PARTS + (size_t)p) * ncand + i];
+                const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
+                /* the PDQ distance is not known from the global stage: computed when the pair is scored */
+                add_task(tasks, &ntasks, first, (uint32_t)q, p, c->seg, c->record, ids[c->record], -1, 0, c->readings);
+            }
     }
 
     /* Score every pair: the PDQ distance when the global stage did not give it, local verification,
@@ -328,8 +337,8 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             t->ev.query_quality = qa->fp.quality;
             t->ev.work_quality = ((const uint8_t *)ps_segment_section(seg, PS_SEC_QUALITY, NULL))[t->record];
             if (local)
-                ps_local_verify(seg, t->record, qa->local, t->readings, &t->ev);
-            t->probability = ps_copy_probability(&t->ev);
+                ps_local_verify(seg, t->record, ps_local_part(qa->local, t->part), t->readings, &t->ev);
+            t->probability = t->part > 0 ? ps_copy_probability_tile(&t->ev) : ps_copy_probability(&t->ev);
         }
     }
 
@@ -353,10 +362,17 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             break;
         }
         size_t got = 0;
+        int tiled = queries[q].local && queries[q].local->ntiles > 0;
         for (size_t i = t0; i < t1; i++) {
             const task *t = &tasks[i];
             int listed = t->ev.distance <= max_distance || (t->ev.verified && t->probability >= min_probability &&
                                                             t->ev.inliers > 0);
+            /* a work verified with several parts of the query is listed once, with its best evidence
+             * (the earlier part on a tie: the whole query before its tiles) */
+            for (size_t j = t0; tiled && listed && j < t1; j++)
+                if (j != i && tasks[j].seg == t->seg && tasks[j].record == t->record &&
+                    (tasks[j].probability > t->probability || (tasks[j].probability == t->probability && j < i)))
+                    listed = 0;
             if (listed && fill_match(rows[vw->shard[t->seg]], t, &m[got]))
                 got++;
         }

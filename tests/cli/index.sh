@@ -133,6 +133,24 @@ run scan_partial_mirror 1 "$P" scan --json "$I" "$W/q/bridge-crop-mirror.jpg"
 pyjson scan_partial_mirror 'objs[0]["verdict"] in ("match", "possible") and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
 pyjson scan_partial_mirror 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["matches"][0]["evidence"]["local"]["mirrored"] is True'
 pyjson scan_partial_mirror 'objs[0]["matches"][0]["evidence"]["local"]["inliers"] >= 12'
+# the photo pasted at 640 x 402 into a 2400 x 1500 picture: at the whole query's working size it is
+# 170 pixels wide, too small to verify; --tiles sees it at 2.5 times that, within the tile that holds it
+mkdir -p "$W/q2"
+"$T" paste "$W/corpus/a/bridge.jpg" "$W/q2/bridge-pasted.png" 777 2400 1500 1500 900 0.4
+run scan_pasted_small 0 "$P" scan --json "$I" "$W/q2/bridge-pasted.png"
+pyjson scan_pasted_small 'objs[0]["verdict"] == "none"'
+run scan_tiles 1 "$P" scan --json --tiles --evidence-dir "$W/evidence-tiles" "$I" "$W/q2/bridge-pasted.png"
+pyjson scan_tiles 'objs[0]["verdict"] in ("match", "possible") and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
+pyjson scan_tiles 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["matches"][0]["evidence"]["local"]["inliers"] >= 30'
+pyjson scan_tiles 'all(1440 <= x <= 2200 and 840 <= y <= 1360 for x, y in objs[0]["matches"][0]["evidence"]["local"]["query_region"])'
+pyjson scan_tiles '0.05 < objs[0]["matches"][0]["evidence"]["local"]["query_coverage"] < 0.12'
+pyjson scan_tiles 'open(objs[0]["evidence_picture"], "rb").read(8) == b"\x89PNG\r\n\x1a\n"'
+printf '%s\n' "$W/q2/bridge-pasted.png" "$W/q/unrelated.png" >"$W/tiles-list.txt"
+run batch_tiles 1 "$P" batch --quiet --tiles "$I" --input "$W/tiles-list.txt" --output "$W/tiles.jsonl"
+cp "$W/tiles.jsonl" "$W/batch_tiles.out"
+pyjson batch_tiles 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[1]["verdict"] == "none"'
+run scan_tiles_no_local 2 "$P" scan --tiles --no-local "$I" "$W/q2/bridge-pasted.png"
+expect_in scan_tiles_no_local err "cannot go with --no-local"
 rm -f "$W/q/bridge-crop.jpg" "$W/q/bridge-crop-mirror.jpg"
 run scan_list 0 "$P" scan --json --top 4 --max-distance 256 "$I" "$W/q/unrelated.png"
 pyjson scan_list 'len(objs[0]["matches"]) == 4 and all(m["verdict"] == "none" for m in objs[0]["matches"])'

@@ -16,6 +16,8 @@ static int usage(void)
             "       imgtool caption IN OUT TEXT             a white band with text under the image\n"
             "       imgtool recolor IN OUT                  warmer, brighter, less contrast\n"
             "       imgtool negate IN OUT                   tones inverted (a photographic negative)\n"
+            "       imgtool paste IN OUT SEED WIDTH HEIGHT LEFT TOP SCALE   IN scaled and pasted at LEFT,TOP\n"
+            "                                               into a WIDTH x HEIGHT pattern picture\n"
             "The format of OUT follows its extension (.jpg, .png, ...).\n");
     return 2;
 }
@@ -117,6 +119,10 @@ int main(int argc, char **argv)
             rc = vips_linear(in, &t, a, b, 3, NULL) || vips_cast_uchar(t, &out, NULL);
         } else if (strcmp(cmd, "negate") == 0 && argc == 4) {
             rc = vips_invert(in, &out, NULL);
+        } else if (strcmp(cmd, "paste") == 0 && argc == 10) {
+            VipsImage *canvas = pattern((unsigned)atoi(argv[4]), atoi(argv[5]), atoi(argv[6])), *small;
+            rc = !canvas || vips_resize(in, &small, atof(argv[9]), NULL) ||
+                 vips_insert(canvas, small, &out, atoi(argv[7]), atoi(argv[8]), NULL);
         } else
             return usage();
     }
