@@ -228,13 +228,18 @@ typedef struct provscan_analysis {
  * of them (docs/features.md, "Feature budgets"). */
 typedef enum provscan_local_mode {
     PROVSCAN_LOCAL_NONE = 0,  /* fingerprint only */
-    PROVSCAN_LOCAL_QUERY = 1, /* local features with a query's budget */
+    PROVSCAN_LOCAL_QUERY = 1, /* local features with a query's budget; a query of PROVSCAN_TILES_AUTO_SIDE
+                                 pixels or more on its longer side gets tiles too, as below */
     PROVSCAN_LOCAL_WORK = 2,  /* local features as an index stores them for a work */
     PROVSCAN_LOCAL_QUERY_TILES = 3, /* a query's, and those of its 2 x 2 overlapping tiles (60 % of each
-                                       side): a search also verifies what each tile retrieves, which finds
-                                       works pasted small into large pictures, at about 5 times the
-                                       local stage's cost (docs/features.md, "Tiles") */
+                                       side), whatever its size: a search also verifies what each tile
+                                       retrieves, which finds works pasted small into large pictures, at
+                                       2-2.5 times the search's cost (docs/features.md, "Tiles") */
+    PROVSCAN_LOCAL_QUERY_WHOLE = 4, /* a query's, never with tiles */
 } provscan_local_mode;
+
+/* Queries this large (twice the working side of local features) are also searched by tiles. */
+#define PROVSCAN_TILES_AUTO_SIDE 1280
 
 /* Reads path once, scans its metadata, decodes it in fast mode, fingerprints it and extracts its
  * local features as want_local (a provscan_local_mode) says. */

@@ -16,7 +16,10 @@ void scan_policy_default(scan_policy *p)
 
 int scan_policy_local_mode(const scan_policy *p)
 {
-    return !p->local ? PROVSCAN_LOCAL_NONE : p->tiles ? PROVSCAN_LOCAL_QUERY_TILES : PROVSCAN_LOCAL_QUERY;
+    return !p->local         ? PROVSCAN_LOCAL_NONE
+           : p->tiles > 0  ? PROVSCAN_LOCAL_QUERY_TILES
+           : p->tiles < 0  ? PROVSCAN_LOCAL_QUERY_WHOLE
+                           : PROVSCAN_LOCAL_QUERY;
 }
 
 const char *verdict_name(verdict v)

@@ -18,7 +18,7 @@ typedef struct scan_policy {
     int list_distance;           /* PDQ distance within which the global stage lists works */
     int local;                   /* run the local-feature stage */
     int local_candidates;        /* works verified per query from visual-word retrieval */
-    int tiles;                   /* also search the query's tiles (PROVSCAN_LOCAL_QUERY_TILES) */
+    int tiles;                   /* search queries' tiles: 1 always, -1 never, 0 for large queries only */
     int top_k;
 } scan_policy;
 

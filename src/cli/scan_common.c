@@ -47,6 +47,9 @@ int scan_common_option(int c, const char *cmd, scan_options *o)
     case 'L':
         o->policy.tiles = 1;
         return 1;
+    case 'W':
+        o->policy.tiles = -1;
+        return 1;
     case 's':
         if (o->nshards >= SEARCHER_MAX_SHARDS - 1)
             return cli_usage_error(cmd, "too many --shard options"), -1;
@@ -82,7 +85,7 @@ int scan_options_check(scan_options *o, const char *cmd)
 {
     if (o->policy.possible_probability > o->policy.match_probability)
         o->policy.possible_probability = o->policy.match_probability;
-    if (o->policy.tiles && !o->policy.local) {
+    if (o->policy.tiles > 0 && !o->policy.local) {
         cli_usage_error(cmd, "--tiles searches with local features: it cannot go with --no-local");
         return -1;
     }

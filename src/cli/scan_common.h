@@ -14,13 +14,14 @@ typedef struct scan_options {
     const char *evidence_dir;
 } scan_options;
 
-/* getopt letters: k t p D G C L s J P E (see SCAN_COMMON_LONGOPTS). */
+/* getopt letters: k t p D G C L W s J P E (see SCAN_COMMON_LONGOPTS). */
 #define SCAN_COMMON_SHORT "k:t:p:D:s:J:E:"
 #define SCAN_COMMON_LONGOPTS                                                                                     \
     {"top", required_argument, NULL, 'k'}, {"threshold", required_argument, NULL, 't'},                         \
         {"possible", required_argument, NULL, 'p'}, {"max-distance", required_argument, NULL, 'D'},             \
         {"no-local", no_argument, NULL, 'G'}, {"candidates", required_argument, NULL, 'C'},                     \
-        {"tiles", no_argument, NULL, 'L'}, {"shard", required_argument, NULL, 's'},                             \
+        {"tiles", no_argument, NULL, 'L'}, {"no-tiles", no_argument, NULL, 'W'},                                \
+        {"shard", required_argument, NULL, 's'},                                                                \
         {"jobs", required_argument, NULL, 'J'}, {"max-pixels", required_argument, NULL, 'P'},                   \
         {"evidence-dir", required_argument, NULL, 'E'}
 
@@ -34,9 +35,10 @@ typedef struct scan_options {
     "      --candidates N      works verified with local features per query, from the visual-word\n"              \
     "                          retrieval (default 48, up to 1000): more find more crops and\n"                    \
     "                          composites in a large corpus, at a cost in time\n"                                 \
-    "      --tiles             also search 2 x 2 overlapping tiles of each query at the working\n"              \
-    "                          size: finds works pasted small into large pictures (screenshots,\n"             \
-    "                          collages, pages); the local stage takes about 5 times as long\n"                \
+    "      --tiles             also search 2 x 2 overlapping tiles of every query at the working\n"             \
+    "                          size (by default only queries of 1280 pixels or more get them):\n"             \
+    "                          finds works pasted small into pictures; 2-2.5 times the search time\n"         \
+    "      --no-tiles          never search tiles\n"                                                           \
     "  -s, --shard DIR         also search this index (repeatable); results merge as one corpus\n"                 \
     "  -E, --evidence-dir DIR  write a side-by-side picture for each flagged image's best match\n"                 \
     "  -J, --jobs N            threads (default: all cores)\n"                                                     \

@@ -198,7 +198,10 @@ provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int
         st = ps_local_from_image(img, out->info.source_width, out->info.source_height,
                                  want_local == PROVSCAN_LOCAL_WORK ? PS_FEATURES_DEFAULT_MAX : PS_QUERY_FEATURES,
                                  &out->local);
-    if (st == PROVSCAN_OK && want_local == PROVSCAN_LOCAL_QUERY_TILES && out->local)
+    /* the whole query's analysis shrinks a large picture at least twice: its tiles see more of it */
+    int large = out->info.source_width >= PROVSCAN_TILES_AUTO_SIDE || out->info.source_height >= PROVSCAN_TILES_AUTO_SIDE;
+    if (st == PROVSCAN_OK && out->local &&
+        (want_local == PROVSCAN_LOCAL_QUERY_TILES || (want_local == PROVSCAN_LOCAL_QUERY && large)))
         st = ps_local_add_tiles(out->local, img);
     int w = provscan_image_width(img), h = provscan_image_height(img);
     provscan_image_free(img);

@@ -134,11 +134,14 @@ pyjson scan_partial_mirror 'objs[0]["verdict"] in ("match", "possible") and objs
 pyjson scan_partial_mirror 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["matches"][0]["evidence"]["local"]["mirrored"] is True'
 pyjson scan_partial_mirror 'objs[0]["matches"][0]["evidence"]["local"]["inliers"] >= 12'
 # the photo pasted at 640 x 402 into a 2400 x 1500 picture: at the whole query's working size it is
-# 170 pixels wide, too small to verify; --tiles sees it at 2.5 times that, within the tile that holds it
+# 170 pixels wide, too small to verify; its tiles see it at 1.7 times that, within the tile that holds
+# it. A query of 1280 pixels or more gets tiles by default, any other with --tiles.
 mkdir -p "$W/q2"
 "$T" paste "$W/corpus/a/bridge.jpg" "$W/q2/bridge-pasted.png" 777 2400 1500 1500 900 0.4
-run scan_pasted_small 0 "$P" scan --json "$I" "$W/q2/bridge-pasted.png"
-pyjson scan_pasted_small 'objs[0]["verdict"] == "none"'
+run scan_pasted_whole 0 "$P" scan --json --no-tiles "$I" "$W/q2/bridge-pasted.png"
+pyjson scan_pasted_whole 'objs[0]["verdict"] == "none"'
+run scan_pasted_auto 1 "$P" scan --json "$I" "$W/q2/bridge-pasted.png"
+pyjson scan_pasted_auto 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[0]["matches"][0]["kind"] == "partial"'
 run scan_tiles 1 "$P" scan --json --tiles --evidence-dir "$W/evidence-tiles" "$I" "$W/q2/bridge-pasted.png"
 pyjson scan_tiles 'objs[0]["verdict"] in ("match", "possible") and objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")'
 pyjson scan_tiles 'objs[0]["matches"][0]["kind"] == "partial" and objs[0]["matches"][0]["evidence"]["local"]["inliers"] >= 30'
@@ -151,6 +154,12 @@ cp "$W/tiles.jsonl" "$W/batch_tiles.out"
 pyjson batch_tiles 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[1]["verdict"] == "none"'
 run scan_tiles_no_local 2 "$P" scan --tiles --no-local "$I" "$W/q2/bridge-pasted.png"
 expect_in scan_tiles_no_local err "cannot go with --no-local"
+# a 1200 x 750 picture is under the automatic size: its tiles only on request
+"$T" paste "$W/corpus/a/bridge.jpg" "$W/q2/bridge-pasted-1200.png" 778 1200 750 700 420 0.2
+run scan_small_auto 0 "$P" scan --json "$I" "$W/q2/bridge-pasted-1200.png"
+pyjson scan_small_auto 'objs[0]["verdict"] == "none"'
+run scan_small_tiles 1 "$P" scan --json --tiles "$I" "$W/q2/bridge-pasted-1200.png"
+pyjson scan_small_tiles 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg")' 
 rm -f "$W/q/bridge-crop.jpg" "$W/q/bridge-crop-mirror.jpg"
 run scan_list 0 "$P" scan --json --top 4 --max-distance 256 "$I" "$W/q/unrelated.png"
 pyjson scan_list 'len(objs[0]["matches"]) == 4 and all(m["verdict"] == "none" for m in objs[0]["matches"])'
