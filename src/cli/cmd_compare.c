@@ -18,6 +18,8 @@ static void usage(FILE *f)
             "  -e, --evidence PNG    write a side-by-side picture: both images, the matched regions\n"
             "                        outlined, the matching points joined\n"
             "      --no-local        PDQ only\n"
+            "      --tiles           also match A's 2 x 2 tiles with B, as scan --tiles does (by default\n"
+            "                        only when A is 1280 pixels or more); --no-tiles: never\n"
             "      --max-pixels N    refuse larger images before decoding (default %llu)\n"
             "  -h, --help            this help\n\n"
             "Verdicts: match (score >= %.1f), possible (>= %.1f), different. Exit status: 0 compared\n"
@@ -54,9 +56,10 @@ int cmd_compare(int argc, char **argv)
     static const struct option longopts[] = {
         {"json", no_argument, NULL, 'j'},         {"evidence", required_argument, NULL, 'e'},
         {"no-local", no_argument, NULL, 'G'},     {"max-pixels", required_argument, NULL, 'P'},
+        {"tiles", no_argument, NULL, 'L'},        {"no-tiles", no_argument, NULL, 'W'},
         {"help", no_argument, NULL, 'h'},         {NULL, 0, NULL, 0},
     };
-    int json = 0, local = 1, c;
+    int json = 0, local = 1, tiles = PROVSCAN_LOCAL_QUERY, c;
     const char *evidence = NULL;
     unsigned long long max_pixels = PROVSCAN_DEFAULT_MAX_PIXELS;
     optind = 0;
@@ -65,6 +68,8 @@ int cmd_compare(int argc, char **argv)
         case 'j': json = 1; break;
         case 'e': evidence = optarg; break;
         case 'G': local = 0; break;
+        case 'L': tiles = PROVSCAN_LOCAL_QUERY_TILES; break;
+        case 'W': tiles = PROVSCAN_LOCAL_QUERY_WHOLE; break;
         case 'P':
             if (cli_parse_u64(optarg, &max_pixels) != 0 || max_pixels == 0)
                 return cli_usage_error("compare", "--max-pixels needs a positive number, not '%s'", optarg);
@@ -83,7 +88,7 @@ int cmd_compare(int argc, char **argv)
 #pragma omp parallel for num_threads(2)
     for (int i = 0; i < 2; i++)
         st[i] = provscan_analyze_file(path[i], max_pixels,
-                                      !local ? PROVSCAN_LOCAL_NONE : i == 0 ? PROVSCAN_LOCAL_QUERY : PROVSCAN_LOCAL_WORK,
+                                      !local ? PROVSCAN_LOCAL_NONE : i == 0 ? tiles : PROVSCAN_LOCAL_WORK,
                                       &an[i], &err[i]);
     if (st[0] != PROVSCAN_OK || st[1] != PROVSCAN_OK) {
         for (int i = 0; i < 2; i++)

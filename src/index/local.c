@@ -526,14 +526,22 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
     ev.query_quality = query->fp.quality;
     ev.work_quality = work->fp.quality;
-    if (query->local && work->local) {
-        ev.verified = 1;
-        verify_features(query->local, &work->local->f, PS_READ_BOTH, &ev);
+    double probability = ps_copy_probability(&ev);
+    /* the whole query, then its tiles if it has them, as a search weighs them: the best evidence wins */
+    for (int p = 0; query->local && work->local && p <= query->local->ntiles; p++) {
+        ps_evidence e = ev;
+        e.verified = 1;
+        verify_features(ps_local_part(query->local, p), &work->local->f, PS_READ_BOTH, &e);
+        double pe = p > 0 ? ps_copy_probability_tile(&e) : ps_copy_probability(&e);
+        if (p == 0 || pe > probability) {
+            ev = e;
+            probability = pe;
+        }
     }
     out->width = work->info.source_width;
     out->height = work->info.source_height;
     out->quality = work->fp.quality;
-    out->probability = ps_copy_probability(&ev);
+    out->probability = probability;
     out->kind = ps_copy_kind(&ev);
     out->distance = ev.distance;
     out->transform = ev.transform;

@@ -152,6 +152,11 @@ printf '%s\n' "$W/q2/bridge-pasted.png" "$W/q/unrelated.png" >"$W/tiles-list.txt
 run batch_tiles 1 "$P" batch --quiet --tiles "$I" --input "$W/tiles-list.txt" --output "$W/tiles.jsonl"
 cp "$W/tiles.jsonl" "$W/batch_tiles.out"
 pyjson batch_tiles 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[1]["verdict"] == "none"'
+run compare_tiles 0 "$P" compare --json "$W/q2/bridge-pasted.png" "$W/corpus/a/bridge.jpg"
+pyjson compare_tiles 'objs[0]["kind"] == "partial" and objs[0]["local"]["inliers"] >= 30'
+pyjson compare_tiles 'all(1440 <= x <= 2200 and 840 <= y <= 1360 for x, y in objs[0]["local"]["query_region"])'
+run compare_no_tiles 0 "$P" compare --json --no-tiles "$W/q2/bridge-pasted.png" "$W/corpus/a/bridge.jpg"
+pyjson compare_no_tiles 'objs[0]["score"] < 0.1'
 run scan_tiles_no_local 2 "$P" scan --tiles --no-local "$I" "$W/q2/bridge-pasted.png"
 expect_in scan_tiles_no_local err "cannot go with --no-local"
 # a 1200 x 750 picture is under the automatic size: its tiles only on request
