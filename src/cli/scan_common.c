@@ -44,11 +44,9 @@ int scan_common_option(int c, const char *cmd, scan_options *o)
                    -1;
         o->policy.local_candidates = (int)v;
         return 1;
-    case 'L':
-        o->policy.tiles = 1;
-        return 1;
-    case 'W':
-        o->policy.tiles = -1;
+    case 'L': /* --tiles */
+    case 'W': /* --no-tiles */
+        o->policy.tiles = c == 'L' ? 1 : -1;
         return 1;
     case 's':
         if (o->nshards >= SEARCHER_MAX_SHARDS - 1)

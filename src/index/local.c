@@ -413,21 +413,13 @@ void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_loca
     ps_features_free(&wf);
 }
 
-double ps_copy_probability(const ps_evidence *ev)
-{
-    double x[PS_FEAT_COUNT];
-    ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->matches,
-                            ev->work_coverage, ev->query_coverage, x);
-    return ps_calibration_probability(ps_calibration_get(), x);
-}
-
-double ps_copy_probability_tile(const ps_evidence *ev)
+double ps_copy_probability(const ps_evidence *ev, int part)
 {
     double x[PS_FEAT_COUNT], pg, pl;
     ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->matches,
                             ev->work_coverage, ev->query_coverage, x);
     ps_calibration_parts(ps_calibration_get(), x, &pg, &pl);
-    if (pl > 0 && pl < 1) {
+    if (part > 0 && pl > 0 && pl < 1) {
         double odds = pl / (1 - pl) / (1 + PS_QUERY_TILES);
         pl = odds / (1 + odds);
     }
@@ -495,7 +487,8 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
         (st = ps_features_extract(img[1], NULL, &budget[1], &f[1])) == PROVSCAN_OK &&
         (st = ps_features_match(&f[0], &f[1], &m)) == PROVSCAN_OK) {
         /* a work pasted small into a large query may only verify within a tile, as `--tiles` found it */
-        for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ps_query_tiles(img[0]->width, img[0]->height); t++)
+        int ntiles = ps_query_tiles(img[0]->width, img[0]->height);
+        for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ntiles; t++)
             tile_match(img[0], t, &f[1], &m);
         if (m.inliers > 0)
             ps_geo_match_refine_region(img[0], img[1], &m);
@@ -526,13 +519,13 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
     ev.query_quality = query->fp.quality;
     ev.work_quality = work->fp.quality;
-    double probability = ps_copy_probability(&ev);
+    double probability = ps_copy_probability(&ev, 0);
     /* the whole query, then its tiles if it has them, as a search weighs them: the best evidence wins */
     for (int p = 0; query->local && work->local && p <= query->local->ntiles; p++) {
         ps_evidence e = ev;
         e.verified = 1;
         verify_features(ps_local_part(query->local, p), &work->local->f, PS_READ_BOTH, &e);
-        double pe = p > 0 ? ps_copy_probability_tile(&e) : ps_copy_probability(&e);
+        double pe = ps_copy_probability(&e, p);
         if (p == 0 || pe > probability) {
             ev = e;
             probability = pe;

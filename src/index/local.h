@@ -88,12 +88,11 @@ typedef struct ps_evidence {
  * query's readings (PS_READ_*). */
 void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, int readings, ps_evidence *ev);
 
-/* Calibrated probability that the query copies the work, from the evidence (docs/scoring.md). */
-double ps_copy_probability(const ps_evidence *ev);
-/* The same for evidence found with one tile of a query: that tile was one of 1 + PS_QUERY_TILES
+/* Calibrated probability that the query copies the work, from the evidence found with part `part`
+ * of the query (ps_local_part; docs/scoring.md). A tile (part > 0) was one of 1 + PS_QUERY_TILES
  * searches of the query, each as likely to meet a chance match, so its local odds count that many
  * times less (docs/scoring.md, "Tiles"). */
-double ps_copy_probability_tile(const ps_evidence *ev);
+double ps_copy_probability(const ps_evidence *ev, int part);
 provscan_kind ps_copy_kind(const ps_evidence *ev);
 
 #endif

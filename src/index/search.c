@@ -338,7 +338,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
             t->ev.work_quality = ((const uint8_t *)ps_segment_section(seg, PS_SEC_QUALITY, NULL))[t->record];
             if (local)
                 ps_local_verify(seg, t->record, ps_local_part(qa->local, t->part), t->readings, &t->ev);
-            t->probability = t->part > 0 ? ps_copy_probability_tile(&t->ev) : ps_copy_probability(&t->ev);
+            t->probability = ps_copy_probability(&t->ev, t->part);
         }
     }
 
