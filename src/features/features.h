@@ -112,6 +112,10 @@ void ps_geo_match_free(ps_geo_match *m);
 typedef struct ps_match_query ps_match_query;
 provscan_status ps_match_query_prepare(const ps_features *query, ps_match_query **out);
 
+/* A query descriptor is compared in its two nearest vocabulary cells, the second only when that
+ * centre is at most this many bits farther than the nearest (docs/features.md, "Matching"). */
+#define PS_MATCH_SECOND_PROBE_MARGIN 8
+
 /* Readings of the query a match tries (a bit mask): as it is, mirrored, or both (the better wins; a
  * caller that knows the orientation saves half the work). */
 enum { PS_READ_PLAIN = 1, PS_READ_MIRRORED = 2, PS_READ_BOTH = 3 };
@@ -185,7 +189,8 @@ provscan_status ps_features_extract_grey(const uint8_t *grey, int w, int h, floa
 
 /* The descriptor matching of ps_features_match_prepared: for each of the query's 2n descriptors
  * (originals, then mirrors), the nearest work descriptor among those whose nearest vocabulary cell
- * (first level) is one of the query descriptor's 2 nearest cells, with the two smallest distances
+ * (first level) is one of the query descriptor's 2 nearest cells (the second only within
+ * PS_MATCH_SECOND_PROBE_MARGIN bits of the nearest), with the two smallest distances
  * (ties to the lower index; idx UINT32_MAX when those cells hold none, or for a reading not in
  * readings). out has 2n entries. */
 struct ps_top2;
