@@ -571,6 +571,11 @@ static void verify(mt *m, int n, int nwork, verdict *v)
             double h[9] = {ca, -sa, 0, sa, ca, 0, 0, 0, 1};
             h[2] = a->wx - (ca * a->qx - sa * a->qy);
             h[5] = a->wy - (sa * a->qx + ca * a->qy);
+            /* The similarity passes exactly through both points. When either keypoint's own orientation
+             * or scale disagrees with it, that seed is not even an inlier of it: a chance pair, not worth
+             * a pass over every match (most pairs of an unrelated work end here). */
+            if (consistent(h, a, 12.0) < 0 || consistent(h, b, 12.0) < 0)
+                continue;
             keep_top(top, &ntop, h, support(&set, h, 12.0, tmp, wused));
         }
     for (int t = 0; t < ntop; t++) {
