@@ -616,7 +616,7 @@ static void test_match_cells(void **state)
                 int in = (r == PS_READ_PLAIN) == (i < fq.n);
                 assert_int_equal(one[i].idx, in ? want[i].idx : UINT32_MAX);
                 if (in)
-                    assert_int_equal(one[i].d1 * 65536 + one[i].d2, want[i].d1 * 65536 + want[i].d2);
+                    assert_int_equal(one[i].d1 * 65536u + one[i].d2, want[i].d1 * 65536u + want[i].d2);
             }
         }
         free(one);
