@@ -5,15 +5,17 @@
 // PAIRS.tsv: `source<TAB>reference` per line (paths relative to DATA_DIR): a picture a query was made
 // from and a reference some method named for that query (bench/run pools every method's predictions,
 // as retrieval benchmarks pool the systems' results before judging them). Each pair is judged by a
-// fixed rule that does not involve any method's own evidence: ORB (1000 features, longer side 640) of
-// the source, as it is and mirrored, matched by brute force against the reference's (ratio 0.8), a
-// RANSAC homography (4 px); with at least 30 inliers, the reference is warped onto the source and, over
-// the box of the inliers (at least 5% of the source), the gradient magnitudes of the two pictures
-// (Gaussian sigma 1.5, Sobel) must correlate at 0.5 or more. Shared drawn or photographed content
-// passes; pictures that merely look alike (two playing cards with the same pips) do not align pixel for
-// pixel.
+// fixed rule that does not involve any method's own evidence (rule 5): ORB (1000 features, longer side
+// 640) of the source, as it is and mirrored, matched by brute force against the reference's (ratio 0.8,
+// then one match per reference keypoint), and RANSAC fits (4 px) of a homography and of an affine map;
+// the pair shares content when one fit has at least 20 inliers, the reference warped onto the source by
+// it has gradient magnitudes (Gaussian sigma 1.5, Sobel) that correlate with the source's at 0.6 or more
+// over the box of the inliers, and that box covers at least 10% of the source or of the reference.
+// Shared drawn or photographed content passes; pictures that merely look alike (two playing cards with
+// the same pips) do not align pixel for pixel.
 //
-// OUT.tsv: `source reference mirrored inliers agreement` for every pair that shares content, sorted.
+// OUT.tsv: `source reference mirrored inliers agreement area reference_area` for every pair that shares
+// content, sorted.
 // --cache keeps every verdict (shared or not) so a later run judges only new pairs; a cache written
 // by another version of the rule is ignored. Pictures are loaded with libvips (GIF included; alpha
 // flattened on white). Deterministic: RANSAC's generator is reset before every pair.
@@ -43,7 +45,8 @@ const int kMinInliers = 20;
 const double kMinAgreement = 0.6;
 const double kMinArea = 0.10;
 // Written at the top of the cache: verdicts made under another rule are not reused.
-const char *const kRule = "shared-content rule 4: orb1000 side640 ratio0.8 ransac4 inliers20 gradcorr0.6 area0.10";
+const char *const kRule =
+    "shared-content rule 5: orb1000 side640 ratio0.8 ransac4 homography|affine inliers20 gradcorr0.6 area0.10 of either one-to-one";
 
 struct Pic {
     cv::Mat grey;                     // longer side <= kMaxSide
@@ -83,38 +86,29 @@ cv::Mat load_grey(const std::string &path)
             g_object_unref(im);
     if (out.empty())
         std::fprintf(stderr, "shared_content: cannot read %s: %s\n", path.c_str(), vips_error_buffer());
+
     vips_error_clear();
     return out;
 }
 
-// Correlation of gradient magnitudes of src and the reference warped onto it, over the box of the
-// inlier points (in src pixels; *area = its share of src); -1 when the box is under 16 pixels a side or
-// the warp leaves too few pixels in it.
-double agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, const std::vector<cv::Point2f> &pts,
-                 double *area)
+// Gradient magnitude of a picture blurred by sigma (pixels).
+cv::Mat gradient(const cv::Mat &m, double sigma)
 {
-    cv::Rect box = cv::boundingRect(pts) & cv::Rect(0, 0, src.cols, src.rows);
-    *area = (double)box.area() / ((double)src.cols * src.rows);
-    if (box.width < 16 || box.height < 16)
-        return -1;
-    cv::Mat warped, valid;
-    cv::warpPerspective(ref, warped, H.inv(), src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
-    cv::warpPerspective(cv::Mat(ref.size(), CV_8U, cv::Scalar(255)), valid, H.inv(), src.size(), cv::INTER_NEAREST,
-                        cv::BORDER_CONSTANT, 0);
-    auto grad = [](const cv::Mat &m) {
-        cv::Mat b, gx, gy, mag;
-        cv::GaussianBlur(m, b, cv::Size(0, 0), 1.5);
-        cv::Sobel(b, gx, CV_32F, 1, 0);
-        cv::Sobel(b, gy, CV_32F, 0, 1);
-        cv::magnitude(gx, gy, mag);
-        return mag;
-    };
-    cv::Mat a = grad(src)(box), c = grad(warped)(box), v = valid(box);
-    cv::erode(v, v, cv::Mat(), cv::Point(-1, -1), 3); // the warped border is an edge of its own
+    cv::Mat b, gx, gy, mag;
+    cv::GaussianBlur(m, b, cv::Size(0, 0), sigma);
+    cv::Sobel(b, gx, CV_32F, 1, 0);
+    cv::Sobel(b, gy, CV_32F, 0, 1);
+    cv::magnitude(gx, gy, mag);
+    return mag;
+}
+
+// Pearson correlation of a and c over the pixels where mask is set; -1 when undefined.
+double correlation(const cv::Mat &a, const cv::Mat &c, const cv::Mat &mask)
+{
     double n = 0, sa = 0, sc = 0, saa = 0, scc = 0, sac = 0;
     for (int y = 0; y < a.rows; y++)
         for (int x = 0; x < a.cols; x++) {
-            if (!v.at<uint8_t>(y, x))
+            if (!mask.at<uint8_t>(y, x))
                 continue;
             double p = a.at<float>(y, x), q = c.at<float>(y, x);
             n++;
@@ -124,7 +118,7 @@ double agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, const
             scc += q * q;
             sac += p * q;
         }
-    if (n < 0.5 * box.area())
+    if (n < 1)
         return -1;
     double va = saa - sa * sa / n, vc = scc - sc * sc / n;
     if (va <= 1e-9 || vc <= 1e-9)
@@ -132,66 +126,132 @@ double agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, const
     return (sac - sa * sc / n) / std::sqrt(va * vc);
 }
 
-struct Verdict {
+struct Agreement {
+    double gradient = -1; // correlation of gradient magnitudes
+    double area = 0;      // the inliers' box as a share of the source
+    double ref_area = 0;  // the same box mapped into the reference, as a share of it
+};
+
+// How well the reference warped onto src agrees with it over the box of the inlier points (in src
+// pixels): the correlation of their gradient magnitudes (Gaussian sigma 1.5, Sobel), -1 when the box is
+// under 16 pixels a side or the warp leaves too few pixels in it.
+Agreement agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, const std::vector<cv::Point2f> &pts)
+{
+    Agreement ag;
+    cv::Rect box = cv::boundingRect(pts) & cv::Rect(0, 0, src.cols, src.rows);
+    ag.area = (double)box.area() / ((double)src.cols * src.rows);
+    std::vector<cv::Point2f> corners = {{(float)box.x, (float)box.y},
+                                        {(float)(box.x + box.width), (float)box.y},
+                                        {(float)(box.x + box.width), (float)(box.y + box.height)},
+                                        {(float)box.x, (float)(box.y + box.height)}},
+                             mapped;
+    cv::perspectiveTransform(corners, mapped, H);
+    ag.ref_area = std::min(1.0, std::fabs(cv::contourArea(mapped)) / ((double)ref.cols * ref.rows));
+    if (box.width < 16 || box.height < 16)
+        return ag;
+    cv::Mat warped, valid;
+    cv::warpPerspective(ref, warped, H.inv(), src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    cv::warpPerspective(cv::Mat(ref.size(), CV_8U, cv::Scalar(255)), valid, H.inv(), src.size(), cv::INTER_NEAREST,
+                        cv::BORDER_CONSTANT, 0);
+    cv::Mat v = valid(box).clone();
+    cv::erode(v, v, cv::Mat(), cv::Point(-1, -1), 3); // the warped border is an edge of its own
+    if (cv::countNonZero(v) < 0.5 * box.area())
+        return ag;
+    cv::Mat a = gradient(src, 1.5)(box), c = gradient(warped, 1.5)(box);
+    ag.gradient = correlation(a, c, v);
+    return ag;
+}
+
+struct Fit {
     int inliers = 0;
-    cv::Mat H;                    // source (in orientation o) -> reference
+    cv::Mat H;                    // source (in orientation o) -> reference, 3 x 3
     std::vector<cv::Point2f> in;  // the inliers, in source pixels
 };
 
-Verdict verify(const Pic &s, int o, const Pic &r, const cv::BFMatcher &bf)
+// The inliers of a RANSAC fit (4 px) of the tentative matches a -> b: a homography, or an affine map
+// (returned as 3 x 3). A homography fitted to matches that mostly lie along a few strokes can be
+// degenerate (nearly singular, folding the picture onto a line) and still count dozens of inliers; the
+// affine fit of the same matches then gives the warp that the pixel check can trust.
+Fit fit(const std::vector<cv::Point2f> &a, const std::vector<cv::Point2f> &b, bool affine)
 {
-    Verdict v;
-    if (s.desc[o].rows < 4 || r.desc[0].rows < 4)
-        return v;
-    std::vector<std::vector<cv::DMatch>> m;
-    bf.knnMatch(s.desc[o], r.desc[0], m, 2);
-    std::vector<cv::Point2f> a, b;
-    for (const auto &k : m)
-        if (k.size() == 2 && k[0].distance < 0.8f * k[1].distance) {
-            a.push_back(s.kp[o][k[0].queryIdx].pt);
-            b.push_back(r.kp[0][k[0].trainIdx].pt);
-        }
-    if (a.size() < 8)
-        return v;
+    Fit f;
     cv::theRNG().state = 0x12345678;
     cv::Mat mask;
-    v.H = cv::findHomography(a, b, cv::RANSAC, 4.0, mask, 2000, 0.999);
-    if (v.H.empty())
-        return v;
-    for (int i = 0; i < mask.rows; i++)
+    if (affine) {
+        cv::Mat A = cv::estimateAffine2D(a, b, mask, cv::RANSAC, 4.0, 2000, 0.999);
+        if (A.empty())
+            return f;
+        f.H = cv::Mat::eye(3, 3, CV_64F);
+        A.copyTo(f.H(cv::Rect(0, 0, 3, 2)));
+    } else {
+        f.H = cv::findHomography(a, b, cv::RANSAC, 4.0, mask, 2000, 0.999);
+        if (f.H.empty())
+            return f;
+    }
+    for (int i = 0; i < mask.rows && i < (int)a.size(); i++)
         if (mask.at<uint8_t>(i))
-            v.in.push_back(a[i]);
-    v.inliers = (int)v.in.size();
-    return v;
+            f.in.push_back(a[i]);
+    f.inliers = (int)f.in.size();
+    return f;
 }
 
 struct Judged {
     bool shared = false;
     int mirrored = 0, inliers = 0;
-    double agree = -1, area = 0;
+    Agreement ag;
 };
 
-// The better orientation's evidence (more inliers; agreement measured from 12 inliers on); shared when
-// it reaches the rule's thresholds.
+// Every reading (the source as it is and mirrored) and both fits (homography, affine) are tried; the
+// pair shares content when one of them reaches the rule's thresholds: enough inliers, gradients that
+// agree, and a box of at least kMinArea of the source or of the reference (a figure reused in a bigger
+// scene is a small part of the scene and most of the figure). The verdict reports the passing candidate
+// with the most inliers, or, if none passes, the candidate with the most inliers (agreement measured from
+// 12 inliers on).
 Judged judge(const Pic &s, const Pic &r, const cv::BFMatcher &bf)
 {
-    Judged j;
+    Judged best;
+    if (r.desc[0].rows < 4)
+        return best;
     for (int o = 0; o < 2; o++) {
-        Verdict v = verify(s, o, r, bf);
-        if (v.inliers <= j.inliers)
+        if (s.desc[o].rows < 4)
             continue;
-        double ag = -1, area = 0;
-        if (v.inliers >= 12) {
-            cv::Mat src; // a new buffer: flipping into a header of s.grey would mirror the picture itself
-            if (o)
-                cv::flip(s.grey, src, 1);
-            else
-                src = s.grey;
-            ag = agreement(src, r.grey, v.H, v.in, &area);
+        std::vector<std::vector<cv::DMatch>> m;
+        bf.knnMatch(s.desc[o], r.desc[0], m, 2);
+        // ratio test, then one match per reference keypoint (the closest): many source keypoints on one
+        // reference keypoint would let a fit that folds a region onto a point count them all
+        std::map<int, cv::DMatch> by_ref;
+        for (const auto &k : m)
+            if (k.size() == 2 && k[0].distance < 0.8f * k[1].distance) {
+                auto it = by_ref.find(k[0].trainIdx);
+                if (it == by_ref.end() || k[0].distance < it->second.distance ||
+                    (k[0].distance == it->second.distance && k[0].queryIdx < it->second.queryIdx))
+                    by_ref[k[0].trainIdx] = k[0];
+            }
+        std::vector<cv::Point2f> a, b;
+        for (const auto &kv : by_ref) {
+            a.push_back(s.kp[o][kv.second.queryIdx].pt);
+            b.push_back(r.kp[0][kv.second.trainIdx].pt);
         }
-        j = {v.inliers >= kMinInliers && ag >= kMinAgreement && area >= kMinArea, o, v.inliers, ag, area};
+        if (a.size() < 8)
+            continue;
+        cv::Mat src; // a new buffer: flipping into a header of s.grey would mirror the picture itself
+        if (o)
+            cv::flip(s.grey, src, 1);
+        else
+            src = s.grey;
+        for (int affine = 0; affine < 2; affine++) {
+            Fit f = fit(a, b, affine != 0);
+            Agreement ag;
+            if (f.inliers >= 12)
+                ag = agreement(src, r.grey, f.H, f.in);
+            Judged j{f.inliers >= kMinInliers && ag.gradient >= kMinAgreement &&
+                         std::max(ag.area, ag.ref_area) >= kMinArea,
+                     o, f.inliers, ag};
+            if (j.shared > best.shared || (j.shared == best.shared && j.inliers > best.inliers))
+                best = j;
+        }
     }
-    return j;
+    return best;
 }
 
 } // namespace
@@ -289,9 +349,9 @@ int main(int argc, char **argv)
         for (long i = 0; i < (long)todo.size(); i++) {
             const Pic &s = pic[id[todo[i].first]], &r = pic[id[todo[i].second]];
             Judged j = s.ok && r.ok ? judge(s, r, bf) : Judged{};
-            char buf[96];
-            std::snprintf(buf, sizeof buf, "%d\t%d\t%d\t%.3f\t%.3f", j.shared ? 1 : 0, j.mirrored, j.inliers, j.agree,
-                          j.area);
+            char buf[128];
+            std::snprintf(buf, sizeof buf, "%d\t%d\t%d\t%.3f\t%.3f\t%.3f", j.shared ? 1 : 0, j.mirrored, j.inliers,
+                          j.ag.gradient, j.ag.area, j.ag.ref_area);
             verdicts[i] = buf;
         }
     }
@@ -314,7 +374,7 @@ int main(int argc, char **argv)
     FILE *f = std::fopen(pos[2].c_str(), "w");
     if (!f)
         die("shared_content: cannot write " + pos[2]);
-    std::fprintf(f, "source\treference\tmirrored\tinliers\tagreement\tarea\n");
+    std::fprintf(f, "source\treference\tmirrored\tinliers\tagreement\tarea\treference_area\n");
     size_t nshared = 0;
     for (const auto &p : pairs) {
         auto it = cache.find(p.first + "\t" + p.second);
