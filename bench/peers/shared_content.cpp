@@ -91,11 +91,11 @@ cv::Mat load_grey(const std::string &path)
     return out;
 }
 
-// Gradient magnitude of a picture blurred by sigma (pixels).
-cv::Mat gradient(const cv::Mat &m, double sigma)
+// Gradient magnitude of a picture (Gaussian sigma 1.5, Sobel).
+cv::Mat gradient(const cv::Mat &m)
 {
     cv::Mat b, gx, gy, mag;
-    cv::GaussianBlur(m, b, cv::Size(0, 0), sigma);
+    cv::GaussianBlur(m, b, cv::Size(0, 0), 1.5);
     cv::Sobel(b, gx, CV_32F, 1, 0);
     cv::Sobel(b, gy, CV_32F, 0, 1);
     cv::magnitude(gx, gy, mag);
@@ -132,14 +132,16 @@ struct Agreement {
     double ref_area = 0;  // the same box mapped into the reference, as a share of it
 };
 
-// How well the reference warped onto src agrees with it over the box of the inlier points (in src
-// pixels): the correlation of their gradient magnitudes (Gaussian sigma 1.5, Sobel), -1 when the box is
-// under 16 pixels a side or the warp leaves too few pixels in it.
-Agreement agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, const std::vector<cv::Point2f> &pts)
+// How well the reference warped onto the source agrees with it over the box of the inlier points (in
+// source pixels): the correlation of their gradient magnitudes (src_grad: gradient() of the source, in
+// the reading the fit was made for), -1 when the box is under 16 pixels a side or the warp leaves too
+// few pixels in it.
+Agreement agreement(const cv::Mat &src_grad, const cv::Mat &ref, const cv::Mat &H, const std::vector<cv::Point2f> &pts)
 {
     Agreement ag;
-    cv::Rect box = cv::boundingRect(pts) & cv::Rect(0, 0, src.cols, src.rows);
-    ag.area = (double)box.area() / ((double)src.cols * src.rows);
+    const cv::Size size = src_grad.size();
+    cv::Rect box = cv::boundingRect(pts) & cv::Rect(0, 0, size.width, size.height);
+    ag.area = (double)box.area() / ((double)size.width * size.height);
     std::vector<cv::Point2f> corners = {{(float)box.x, (float)box.y},
                                         {(float)(box.x + box.width), (float)box.y},
                                         {(float)(box.x + box.width), (float)(box.y + box.height)},
@@ -150,15 +152,14 @@ Agreement agreement(const cv::Mat &src, const cv::Mat &ref, const cv::Mat &H, co
     if (box.width < 16 || box.height < 16)
         return ag;
     cv::Mat warped, valid;
-    cv::warpPerspective(ref, warped, H.inv(), src.size(), cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
-    cv::warpPerspective(cv::Mat(ref.size(), CV_8U, cv::Scalar(255)), valid, H.inv(), src.size(), cv::INTER_NEAREST,
+    cv::warpPerspective(ref, warped, H.inv(), size, cv::INTER_LINEAR, cv::BORDER_CONSTANT, 0);
+    cv::warpPerspective(cv::Mat(ref.size(), CV_8U, cv::Scalar(255)), valid, H.inv(), size, cv::INTER_NEAREST,
                         cv::BORDER_CONSTANT, 0);
     cv::Mat v = valid(box).clone();
     cv::erode(v, v, cv::Mat(), cv::Point(-1, -1), 3); // the warped border is an edge of its own
     if (cv::countNonZero(v) < 0.5 * box.area())
         return ag;
-    cv::Mat a = gradient(src, 1.5)(box), c = gradient(warped, 1.5)(box);
-    ag.gradient = correlation(a, c, v);
+    ag.gradient = correlation(src_grad(box), gradient(warped)(box), v);
     return ag;
 }
 
@@ -188,7 +189,7 @@ Fit fit(const std::vector<cv::Point2f> &a, const std::vector<cv::Point2f> &b, bo
         if (f.H.empty())
             return f;
     }
-    for (int i = 0; i < mask.rows && i < (int)a.size(); i++)
+    for (int i = 0; i < mask.rows; i++)
         if (mask.at<uint8_t>(i))
             f.in.push_back(a[i]);
     f.inliers = (int)f.in.size();
@@ -234,16 +235,21 @@ Judged judge(const Pic &s, const Pic &r, const cv::BFMatcher &bf)
         }
         if (a.size() < 8)
             continue;
-        cv::Mat src; // a new buffer: flipping into a header of s.grey would mirror the picture itself
-        if (o)
-            cv::flip(s.grey, src, 1);
-        else
-            src = s.grey;
+        cv::Mat src_grad; // the source's gradient in this reading, once, for whichever fit needs it
         for (int affine = 0; affine < 2; affine++) {
             Fit f = fit(a, b, affine != 0);
             Agreement ag;
-            if (f.inliers >= 12)
-                ag = agreement(src, r.grey, f.H, f.in);
+            if (f.inliers >= 12) {
+                if (src_grad.empty()) {
+                    cv::Mat src; // a new buffer: flipping into a header of s.grey would mirror the picture itself
+                    if (o)
+                        cv::flip(s.grey, src, 1);
+                    else
+                        src = s.grey;
+                    src_grad = gradient(src);
+                }
+                ag = agreement(src_grad, r.grey, f.H, f.in);
+            }
             Judged j{f.inliers >= kMinInliers && ag.gradient >= kMinAgreement &&
                          std::max(ag.area, ag.ref_area) >= kMinArea,
                      o, f.inliers, ag};
