@@ -345,6 +345,7 @@ typedef struct provscan_match {
     provscan_dihedral transform; /* the query is the work transformed by this */
     int inverted;                /* ... with its tones inverted too (a negative): PDQ matched the inverted hash */
     int inliers, matches;        /* local features: geometrically verified and tentative matches */
+    int alt_inliers;             /* inliers of the best other placement among the matches left (repeated structure) */
     int mirrored;                /* the local match holds with the query mirrored */
     float work_coverage;         /* fraction of the work's area inside the matched region */
     float query_coverage;        /* fraction of the query's area inside the matched region */

@@ -13,7 +13,7 @@
 #include "common/util.h"
 #include "index/calibration.h"
 
-static const ps_calibration sample = {-7.0, -18.0, {7.4, 5.5, -1.9, 0.37}};
+static const ps_calibration sample = {-7.0, -18.0, {7.4, 5.5, -1.9, 0.37, -2.1, -1.2}};
 
 static char *sample_text(void)
 {
@@ -85,19 +85,22 @@ static void test_wrong_content_is_refused(void **state)
 {
     (void)state;
     provscan_error err;
-    const char *full = "magic provscan-calibration\nversion 2\nglobal bias -7\nglobal weight pdq_similarity 7.4\n"
+    const char *full = "magic provscan-calibration\nversion 3\nglobal bias -7\nglobal weight pdq_similarity 7.4\n"
                        "local bias -18\nlocal weight log_inliers 5.5\nlocal weight work_coverage -1.9\n"
-                       "local weight query_coverage 0.37\nlocal weight log_matches -0.6\n";
+                       "local weight query_coverage 0.37\nlocal weight log_matches -0.6\n"
+                       "local weight log_alt_inliers -1.1\n";
     assert_int_equal(parse_body(full, &err), PROVSCAN_OK);
 
     char body[1024];
-    /* a newer format version, and the previous one (no log_matches weight) */
+    /* a newer format version, and the previous ones (no log_alt_inliers, no log_matches weight) */
     snprintf(body, sizeof body, "%s", full);
-    memcpy(strstr(body, "version 2"), "version 3", 9);
+    memcpy(strstr(body, "version 3"), "version 4", 9);
     assert_int_equal(parse_body(body, &err), PROVSCAN_E_VERSION);
-    snprintf(body, sizeof body, "%s", full);
-    memcpy(strstr(body, "version 2"), "version 1", 9);
-    assert_int_equal(parse_body(body, &err), PROVSCAN_E_VERSION);
+    for (const char *old = "12"; *old; old++) {
+        snprintf(body, sizeof body, "%s", full);
+        strstr(body, "version 3")[8] = *old;
+        assert_int_equal(parse_body(body, &err), PROVSCAN_E_VERSION);
+    }
     /* a feature this version does not know */
     snprintf(body, sizeof body, "%slocal weight sharpness 1.0\n", full);
     assert_int_equal(parse_body(body, &err), PROVSCAN_E_VERSION);
@@ -108,7 +111,7 @@ static void test_wrong_content_is_refused(void **state)
     assert_int_equal(parse_body(body, &err), PROVSCAN_E_INDEX);
     assert_non_null(strstr(err.message, "lacks a weight"));
     /* not a model at all */
-    assert_int_equal(parse_body("version 2\nglobal bias 0\n", &err), PROVSCAN_E_INDEX);
+    assert_int_equal(parse_body("version 3\nglobal bias 0\n", &err), PROVSCAN_E_INDEX);
     /* NaN and infinite weights */
     snprintf(body, sizeof body, "%s", full);
     memcpy(strstr(body, "-18"), "nan", 3);
@@ -135,14 +138,14 @@ static void test_builtin_model_is_sane(void **state)
     ps_calibration shipped;
     provscan_error err;
     assert_int_equal(ps_calibration_parse((const char *)ps_builtin_calibration, ps_builtin_calibration_size,
-                                          "models/ps_calibration_v2.txt", &shipped, &err),
+                                          "models/ps_calibration_v3.txt", &shipped, &err),
                      PROVSCAN_OK);
     const ps_calibration *m = ps_calibration_get();
     double x[PS_FEAT_COUNT], previous = 2.0;
     /* identical hashes are a copy, unrelated ones are not, and the score falls with the distance,
      * strictly all the way (candidates without local evidence are ranked by it, never tied) */
     for (int d = 0; d <= 256; d += 4) {
-        ps_calibration_features(d, 100, 100, 0, 0, 0, 0, x);
+        ps_calibration_features(d, 100, 100, 0, 0, 0, 0, 0, x);
         double p = ps_calibration_probability(m, x);
         assert_true(p >= 0 && p <= 1);
         assert_true(p < previous);
@@ -154,24 +157,29 @@ static void test_builtin_model_is_sane(void **state)
     }
     /* many verified inliers over much of the work is a copy even with unrelated hashes; none is no
      * local evidence at all */
-    ps_calibration_features(128, 100, 100, 200, 400, 0.8, 0.3, x);
+    ps_calibration_features(128, 100, 100, 200, 400, 0, 0.8, 0.3, x);
     assert_true(ps_calibration_probability(m, x) > 0.99);
-    ps_calibration_features(128, 100, 100, 0, 40, 0.8, 0.3, x);
+    ps_calibration_features(128, 100, 100, 0, 40, 0, 0.8, 0.3, x);
     double pg, pl;
     ps_calibration_parts(m, x, &pg, &pl);
     assert_true(pl == 0.0);
     /* more inliers among the same tentative matches never lower the score */
     previous = -1.0;
     for (int inliers = 1; inliers <= 400; inliers *= 2) {
-        ps_calibration_features(128, 100, 100, inliers, 400, 0.3, 0.3, x);
+        ps_calibration_features(128, 100, 100, inliers, 400, 0, 0.3, 0.3, x);
         double p = ps_calibration_probability(m, x);
         assert_true(p >= previous);
         previous = p;
     }
+    /* a second model about as strong as the first (repeated structure) lowers the score */
+    ps_calibration_features(128, 100, 100, 30, 120, 0, 0.5, 0.5, x);
+    double single = ps_calibration_probability(m, x);
+    ps_calibration_features(128, 100, 100, 30, 120, 20, 0.5, 0.5, x);
+    assert_true(ps_calibration_probability(m, x) < single);
     /* a flat picture's hash is weak evidence: the same distance scores lower at low quality */
-    ps_calibration_features(10, 100, 100, 0, 0, 0, 0, x);
+    ps_calibration_features(10, 100, 100, 0, 0, 0, 0, 0, x);
     double sharp = ps_calibration_probability(m, x);
-    ps_calibration_features(10, 10, 100, 0, 0, 0, 0, x);
+    ps_calibration_features(10, 10, 100, 0, 0, 0, 0, 0, x);
     assert_true(ps_calibration_probability(m, x) < sharp);
 }
 

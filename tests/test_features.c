@@ -167,6 +167,36 @@ static void test_crop(void **state)
     provscan_image_free(work);
 }
 
+static void test_alternative_model(void **state)
+{
+    (void)state;
+    /* A work pasted twice side by side: either copy explains half the matches, so the other is a
+     * second model about as strong (what repeated structure looks like); one crop has no such rival. */
+    provscan_image *work = scene(400, 300, 81), *bg = scene(900, 400, 82);
+    double A[9] = {1, 0, 40, 0, 1, 50, 0, 0, 1}, B[9] = {1, 0, 470, 0, 1, 50, 0, 0, 1};
+    provscan_image *once = warp(work, A, 900, 400, bg), *twice = warp(work, B, 900, 400, once);
+    ps_features fw, fq;
+    extract(work, &fw);
+    extract(twice, &fq);
+    ps_geo_match m;
+    assert_int_equal(ps_features_match(&fq, &fw, &m), PROVSCAN_OK);
+    if (m.inliers < PS_MATCH_INLIERS_COPY || m.alt_inliers < m.inliers / 2)
+        fail_msg("twice pasted: %d inliers, the other copy %d", m.inliers, m.alt_inliers);
+    ps_geo_match_free(&m);
+    ps_features_free(&fq);
+    extract(once, &fq);
+    assert_int_equal(ps_features_match(&fq, &fw, &m), PROVSCAN_OK);
+    if (m.inliers < PS_MATCH_INLIERS_COPY || m.alt_inliers > m.inliers / 4)
+        fail_msg("pasted once: %d inliers, yet a second model of %d", m.inliers, m.alt_inliers);
+    ps_geo_match_free(&m);
+    ps_features_free(&fq);
+    ps_features_free(&fw);
+    provscan_image_free(twice);
+    provscan_image_free(once);
+    provscan_image_free(bg);
+    provscan_image_free(work);
+}
+
 static void test_crop_small(void **state)
 {
     (void)state;
@@ -840,6 +870,7 @@ int main(void)
         cmocka_unit_test(test_flat_tiny_banner),
         cmocka_unit_test(test_crop),
         cmocka_unit_test(test_crop_small),
+        cmocka_unit_test(test_alternative_model),
         cmocka_unit_test(test_composite),
         cmocka_unit_test(test_partial_paste_region),
         cmocka_unit_test(test_rotation),

@@ -1,4 +1,4 @@
-/* train-calibration.c — fits the copy-probability model (models/ps_calibration_v2.txt) to labelled batch results. */
+/* train-calibration.c — fits the copy-probability model (models/ps_calibration_v3.txt) to labelled batch results. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -254,6 +254,7 @@ int main(int argc, char **argv)
                     (int)json_integer_value(json_object_get(work, "quality")),
                     local ? (int)json_integer_value(json_object_get(local, "inliers")) : 0,
                     local ? (int)json_integer_value(json_object_get(local, "matches")) : 0,
+                    local ? (int)json_integer_value(json_object_get(local, "alt_inliers")) : 0,
                     local ? json_real_value(json_object_get(local, "work_coverage")) : 0,
                     local ? json_real_value(json_object_get(local, "query_coverage")) : 0, e->x);
                 e->label = is_copy;

@@ -141,12 +141,13 @@ int cmd_compare(int argc, char **argv)
         }
     }
     if (json) {
-        json_t *local_ev = m.inliers > 0 ? json_pack("{s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m.inliers,
-                                                     "matches", m.matches, "mirrored", m.mirrored, "work_coverage",
-                                                     m.work_coverage, "query_coverage", m.query_coverage,
-                                                     "query_region", region_json(m.query_region), "work_region",
-                                                     region_json(m.work_region))
-                                         : json_null();
+        json_t *local_ev = m.inliers > 0
+                               ? json_pack("{s:i, s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m.inliers, "matches",
+                                           m.matches, "alt_inliers", m.alt_inliers, "mirrored", m.mirrored,
+                                           "work_coverage", m.work_coverage, "query_coverage", m.query_coverage,
+                                           "query_region", region_json(m.query_region), "work_region",
+                                           region_json(m.work_region))
+                               : json_null();
         json_t *o = json_pack("{s:b, s:[], s:{s:i, s:s, s:b, s:i, s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:o, s:f,"
                               " s:s, s:s, s:b, s:s, s:o}",
                               "ok", 1, "images", "pdq", "distance", m.distance, "transform",
@@ -177,9 +178,10 @@ int cmd_compare(int argc, char **argv)
         printf("pHash distance %3d / 64\n", ph);
         printf("dHash distance %3d / 64\n", dh);
         if (m.inliers > 0)
-            printf("Local features %d verified matches (of %d)%s; matched region: %.0f%% of A, %.0f%% of B\n",
+            printf("Local features %d verified matches (of %d)%s; matched region: %.0f%% of A, %.0f%% of B; "
+                   "another placement fits %d\n",
                    m.inliers, m.matches, m.mirrored ? ", mirrored" : "", 100.0 * m.query_coverage,
-                   100.0 * m.work_coverage);
+                   100.0 * m.work_coverage, m.alt_inliers);
         else if (local)
             printf("Local features no verified match\n");
         printf("Score %.3f (%s)\n", m.probability, kind_name(m.kind));

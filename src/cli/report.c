@@ -83,9 +83,10 @@ static json_t *match_json(const provscan_match *m, int rank, const scan_policy *
                              text_or_null(m->author), "license", text_or_null(m->license), "source_url",
                              text_or_null(m->source_url), "note", text_or_null(m->note));
     json_t *local = m->inliers > 0
-                        ? json_pack("{s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m->inliers, "matches", m->matches,
-                                    "mirrored", m->mirrored, "work_coverage", round3(m->work_coverage),
-                                    "query_coverage", round3(m->query_coverage), "query_region",
+                        ? json_pack("{s:i, s:i, s:i, s:b, s:f, s:f, s:o, s:o}", "inliers", m->inliers, "matches",
+                                    m->matches, "alt_inliers", m->alt_inliers, "mirrored", m->mirrored,
+                                    "work_coverage", round3(m->work_coverage), "query_coverage",
+                                    round3(m->query_coverage), "query_region",
                                     region_json(m->query_region), "work_region", region_json(m->work_region))
                         : json_null();
     /* The score keeps its full precision: rounding would tie strong matches at 1.0 and lose the

@@ -8,7 +8,7 @@
 
 #include "provscan.h"
 
-#define SCAN_SCHEMA "provscan-scan/3"
+#define SCAN_SCHEMA "provscan-scan/4"
 
 typedef enum verdict { VERDICT_NONE = 0, VERDICT_POSSIBLE, VERDICT_MATCH } verdict;
 

@@ -89,6 +89,7 @@ provscan_status ps_features_deserialize_covered(const uint8_t *data, size_t size
  * ------------------------------------------------------------------------------------------- */
 typedef struct ps_geo_match {
     int matches, inliers;              /* tentative matches, geometric inliers (0 when nothing verified) */
+    int alt_inliers;                   /* inliers of the best other model among the matches left unexplained */
     double H[9];                       /* homography mapping query pixels -> work pixels (row-major) */
     float query_poly[8], work_poly[8]; /* the matched region as a quadrilateral in each image */
     float work_coverage;               /* fraction of the work's area inside the matched region */

@@ -380,6 +380,7 @@ static int spread_ok(const mt *m, const int *idx, int n)
 
 typedef struct verdict {
     int inliers;
+    int alt_inliers; /* the best model among the matches the winner does not explain (repeated structure) */
     double h[9]; /* working-pixel model (query possibly mirrored) */
     int *idx;
 } verdict;
@@ -510,12 +511,50 @@ static int dedupe(mt *m, int n)
     return k;
 }
 
+static int verify_one(mt *m, int n, int nwork, verdict *v);
+
+/* Matches at least this far (in their own thresholds) from where the winning model puts them are
+ * left for the alternative model: the winner's loose inliers are not another explanation. */
+#define ALT_EXCLUDE_TAU 3.0
+/* The alternative is looked for only when the winner could be evidence of a copy. */
+#define ALT_MIN_INLIERS 8
+
 static void verify(mt *m, int n, int nwork, verdict *v)
+{
+    n = verify_one(m, n, nwork, v);
+    v->alt_inliers = 0;
+    if (v->inliers < ALT_MIN_INLIERS)
+        return;
+    /* Repeated structure (a card's pips, a sign's ring, tiles) fits several models about as well: a
+     * second model among the matches the winner leaves unexplained measures that ambiguity. A copy
+     * has one dominant model and noise besides. */
+    mt *rest = malloc(sizeof *rest * (size_t)n);
+    if (!rest)
+        return;
+    int nr = 0;
+    for (int i = 0; i < n; i++) {
+        double x, y;
+        const mt *a = &m[i];
+        double reach = ALT_EXCLUDE_TAU * a->tau;
+        if (project(v->h, a->qx, a->qy, &x, &y, NULL) &&
+            (x - a->wx) * (x - a->wx) + (y - a->wy) * (y - a->wy) <= reach * reach)
+            continue;
+        rest[nr++] = *a;
+    }
+    verdict alt = {0};
+    verify_one(rest, nr, nwork, &alt);
+    v->alt_inliers = alt.inliers;
+    free(alt.idx);
+    free(rest);
+}
+
+/* Returns how many matches are left in m (deduplicated, best first), which v->idx refers to. */
+static int verify_one(mt *m, int n, int nwork, verdict *v)
 {
     v->inliers = 0;
     n = dedupe(m, n);
     if (n < 3)
-        return;
+        return n;
     qsort(m, (size_t)n, sizeof *m, cmp_mt);
     int *idx = malloc(sizeof(int) * (size_t)n * 4);
     double *cols = malloc(sizeof(double) * (size_t)n * 5);
@@ -524,7 +563,7 @@ static void verify(mt *m, int n, int nwork, verdict *v)
         free(idx);
         free(cols);
         free(wused);
-        return;
+        return n;
     }
     int *tmp = idx + n, *best = idx + 2 * n;
     matchset set = {m, n, {cols, cols + n, cols + 2 * n, cols + 3 * n, cols + 4 * n}, idx + 3 * n,
@@ -618,6 +657,7 @@ static void verify(mt *m, int n, int nwork, verdict *v)
     free(idx);
     free(cols);
     free(wused);
+    return n;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -1063,6 +1103,7 @@ provscan_status ps_features_match_prepared(const ps_match_query *prep, const ps_
     mt *mm = mir ? m + nq : m;
     out->matches = mir ? n1 : n0;
     out->mirrored = mir;
+    out->alt_inliers = v->alt_inliers;
     if (v->inliers >= MIN_REPORT) {
         /* H (pixels) = Sw^-1 * h * F * Sq, F the mirror x -> -x for the mirrored pass. */
         double Sq[9] = {(mir ? -sq : sq), 0, 0, 0, sq, 0, 0, 0, 1}, Swi[9] = {1 / sw, 0, 0, 0, 1 / sw, 0, 0, 0, 1};

@@ -10,10 +10,10 @@
 #include <string.h>
 
 #define CALIBRATION_MAGIC "provscan-calibration"
-#define CALIBRATION_VERSION 2
+#define CALIBRATION_VERSION 3
 
 const char *const ps_calibration_feature_names[PS_FEAT_COUNT] = {"pdq_similarity", "log_inliers", "work_coverage",
-                                                                 "query_coverage", "log_matches"};
+                                                                 "query_coverage", "log_matches", "log_alt_inliers"};
 
 extern const unsigned char ps_builtin_calibration[];
 extern const size_t ps_builtin_calibration_size;
@@ -125,7 +125,7 @@ static void load_active(void)
     }
     if (ps_calibration_parse((const char *)ps_builtin_calibration, ps_builtin_calibration_size,
                              "built-in calibration model", &active, &err) != PROVSCAN_OK) {
-        /* A build without models/ps_calibration_v2.txt: PDQ's published threshold (p = 0.5 at
+        /* A build without models/ps_calibration_v3.txt: PDQ's published threshold (p = 0.5 at
          * distance 31) and the feature engine's (p = 0.5 at 12 inliers), so provscan stays usable. */
         memset(&active, 0, sizeof active);
         active.global_bias = -6.2;
@@ -142,7 +142,7 @@ const ps_calibration *ps_calibration_get(void)
 }
 
 void ps_calibration_features(int distance, int query_quality, int work_quality, int inliers, int matches,
-                             double work_coverage, double query_coverage, double x[PS_FEAT_COUNT])
+                             int alt_inliers, double work_coverage, double query_coverage, double x[PS_FEAT_COUNT])
 {
     /* Global similarity: 2 for identical hashes, 0 at 64 bits (where unrelated pictures begin), and
      * from there a slope 8 times gentler, so that a nearer hash always scores higher (listed
@@ -159,6 +159,8 @@ void ps_calibration_features(int distance, int query_quality, int work_quality, 
     /* Repeated structure (a sign's ring, a card's pips) gives hundreds of tentative matches and some
      * chance inliers among them; the model weighs the inliers against how many matches they came from. */
     x[PS_FEAT_MATCHES] = inliers > 0 ? log1p(matches > 0 ? matches : 0) : 0;
+    /* A second model about as good as the first is repeated structure, not one copied region. */
+    x[PS_FEAT_ALT_INLIERS] = inliers > 0 ? log1p(alt_inliers > 0 ? alt_inliers : 0) : 0;
 }
 
 void ps_calibration_parts(const ps_calibration *m, const double x[PS_FEAT_COUNT], double *p_global, double *p_local)

@@ -13,6 +13,7 @@ enum {
     PS_FEAT_WORK_COVERAGE,  /* fraction of the work inside the matched region */
     PS_FEAT_QUERY_COVERAGE, /* fraction of the query inside the matched region */
     PS_FEAT_MATCHES,        /* log(1 + tentative descriptor matches) of the local match */
+    PS_FEAT_ALT_INLIERS,    /* log(1 + inliers of the best other model among the unexplained matches) */
     PS_FEAT_COUNT
 };
 
@@ -38,7 +39,7 @@ const ps_calibration *ps_calibration_get(void);
 /* The feature vector of a piece of evidence, and the probability the model gives it (with the two
  * parts, for training). */
 void ps_calibration_features(int distance, int query_quality, int work_quality, int inliers, int matches,
-                             double work_coverage, double query_coverage, double x[PS_FEAT_COUNT]);
+                             int alt_inliers, double work_coverage, double query_coverage, double x[PS_FEAT_COUNT]);
 double ps_calibration_probability(const ps_calibration *m, const double x[PS_FEAT_COUNT]);
 void ps_calibration_parts(const ps_calibration *m, const double x[PS_FEAT_COUNT], double *p_global, double *p_local);
 

@@ -375,6 +375,7 @@ static void verify_features(const provscan_local *q, const ps_features *wf, int 
         return;
     ev->inliers = m.inliers;
     ev->matches = m.matches;
+    ev->alt_inliers = m.alt_inliers;
     ev->mirrored = m.mirrored;
     ev->work_coverage = m.work_coverage;
     /* a tile's region in the whole query's pixels, and its coverage as a share of the whole query */
@@ -395,7 +396,7 @@ static void verify_features(const provscan_local *q, const ps_features *wf, int 
 void ps_local_verify(const ps_segment *seg, uint32_t record, const provscan_local *q, int readings, ps_evidence *ev)
 {
     ev->verified = 1;
-    ev->inliers = ev->matches = ev->mirrored = 0;
+    ev->inliers = ev->matches = ev->mirrored = ev->alt_inliers = 0;
     ev->work_coverage = ev->query_coverage = 0;
     if (!q)
         return;
@@ -417,7 +418,7 @@ double ps_copy_probability(const ps_evidence *ev, int part)
 {
     double x[PS_FEAT_COUNT], pg, pl;
     ps_calibration_features(ev->distance, ev->query_quality, ev->work_quality, ev->inliers, ev->matches,
-                            ev->work_coverage, ev->query_coverage, x);
+                            ev->alt_inliers, ev->work_coverage, ev->query_coverage, x);
     ps_calibration_parts(ps_calibration_get(), x, &pg, &pl);
     if (part > 0 && pl > 0 && pl < 1) {
         double odds = pl / (1 - pl) / (1 + PS_QUERY_TILES);
@@ -541,6 +542,7 @@ provscan_status provscan_compare_analyses(const provscan_analysis *query, const 
     out->inverted = ev.inverted;
     out->inliers = ev.inliers;
     out->matches = ev.matches;
+    out->alt_inliers = ev.alt_inliers;
     out->mirrored = ev.mirrored;
     out->work_coverage = ev.work_coverage;
     out->query_coverage = ev.query_coverage;

@@ -77,6 +77,7 @@ typedef struct ps_evidence {
     int inverted;            /* the distance is to the query's inverted hash (hash/hash.h) */
     int query_quality, work_quality;
     int inliers, matches, mirrored;
+    int alt_inliers;         /* the best other model's inliers (ps_geo_match) */
     float work_coverage, query_coverage;
     float query_region[8];   /* full-resolution query pixels */
     float work_region[8];    /* pixels of the work's decoded image (work_feat_width x height) */

@@ -180,6 +180,7 @@ static int fill_match(sqlite3_stmt *row, const task *t, provscan_match *x)
         x->inverted = t->ev.inverted;
         x->inliers = t->ev.inliers;
         x->matches = t->ev.matches;
+        x->alt_inliers = t->ev.alt_inliers;
         x->mirrored = t->ev.mirrored;
         x->work_coverage = t->ev.work_coverage;
         x->query_coverage = t->ev.query_coverage;

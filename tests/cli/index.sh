@@ -83,7 +83,7 @@ expect_in scan_missing err "nope.jpg: cannot open: No such file"
 run scan_noindex 2 "$P" scan "$W/not-an-index" "$W/q/unrelated.png"
 expect_in scan_noindex err "no such index directory"
 run scan_json 1 "$P" scan --json --top 3 "$I" "$W/q/bridge-small.jpg" "$W/q/work4-mirror.jpg" "$W/q/work5-recolor.png" "$W/q/unrelated.png"
-pyjson scan_json 'len(objs) == 4 and all(o["schema"] == "provscan-scan/3" and o["ok"] for o in objs)'
+pyjson scan_json 'len(objs) == 4 and all(o["schema"] == "provscan-scan/4" and o["ok"] for o in objs)'
 pyjson scan_json '[o["verdict"] for o in objs] == ["match", "match", "match", "none"]'
 pyjson scan_json 'objs[0]["matches"][0]["work"]["title"] == "Bridge, at dusk" and objs[0]["matches"][0]["work"]["note"] == "said \"hello\""'
 pyjson scan_json 'objs[0]["matches"][0]["work"]["license"] == "CC-BY-4.0" and objs[0]["matches"][0]["work"]["source_url"] == "https://example.org/bridge"'
