@@ -516,14 +516,14 @@ static int verify_one(mt *m, int n, int nwork, verdict *v);
 /* Matches at least this far (in their own thresholds) from where the winning model puts them are
  * left for the alternative model: the winner's loose inliers are not another explanation. */
 #define ALT_EXCLUDE_TAU 3.0
-/* The alternative is looked for only when the winner could be evidence of a copy. */
-#define ALT_MIN_INLIERS 8
 
 static void verify(mt *m, int n, int nwork, verdict *v)
 {
     n = verify_one(m, n, nwork, v);
     v->alt_inliers = 0;
-    if (v->inliers < ALT_MIN_INLIERS)
+    /* for every match that is reported: a threshold here would let a weak match score higher just
+     * under it (no rival looked for) than just over it */
+    if (v->inliers < MIN_REPORT)
         return;
     /* Repeated structure (a card's pips, a sign's ring, tiles) fits several models about as well: a
      * second model among the matches the winner leaves unexplained measures that ambiguity. A copy
