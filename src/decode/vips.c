@@ -28,6 +28,12 @@ static provscan_status vips_failure(provscan_error *err, provscan_status st, con
 {
     char why[300];
     take_vips_error(why, sizeof why, format);
+    /* libvips' own words ("jp2kload_buffer: operation is blocked") do not say why or what to do */
+    if (strstr(why, "operation is blocked"))
+        return ps_fail(err, PROVSCAN_E_UNSUPPORTED,
+                       "%s: %s images are refused: libvips marks their loader as not hardened against hostile "
+                       "files (PROVSCAN_ALLOW_UNTRUSTED_LOADERS=1 allows it)",
+                       name, format && *format ? format : "such");
     return ps_fail(err, st, "%s: %s", name, why);
 }
 

@@ -45,6 +45,8 @@ MIRROR=$IMG/reg-test-input/dih/bridge-6-flipy.jpg
 echo "just some text" >"$WORK/text.jpg"
 head -c 60000 "$GOOD1" >"$WORK/truncated.jpg"
 mkdir "$WORK/a-directory"
+# a JPEG 2000 signature: libvips' loader for it is one marked untrusted, which provscan blocks
+printf '\000\000\000\014jP  \r\n\207\n0000000000000000' >"$WORK/blocked.jp2"
 python3 - "$WORK/bomb.png" <<'PY'
 import struct, sys, zlib
 def chunk(t, d): return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
@@ -87,10 +89,10 @@ expect_in hash_compat out "^f8f8f0cee0f4a84f06370a22038f63f0b36e2ed596621e1d33e6
 
 # Every kind of bad input: one clear line each on stderr, exit 1, good files still hashed.
 BAD=("$WORK/empty.jpg" "$WORK/text.jpg" "$WORK/truncated.jpg" "$WORK/badcrc.png" "$WORK/bomb.png"
-     "$WORK/a-directory" "$WORK/missing.jpg")
+     "$WORK/a-directory" "$WORK/missing.jpg" "$WORK/blocked.jp2")
 run hash_mixed 1 "$BIN" hash --jobs 2 "$GOOD1" "${BAD[@]}" "$GOOD2"
 [ "$(lines hash_mixed out)" = 2 ] || fail "hash_mixed: the two good files must still be hashed"
-[ "$(lines hash_mixed err)" = 7 ] || fail "hash_mixed: expected exactly one stderr line per bad file"
+[ "$(lines hash_mixed err)" = 8 ] || fail "hash_mixed: expected exactly one stderr line per bad file"
 expect_in hash_mixed err "empty.jpg: empty file"
 expect_in hash_mixed err "text.jpg: not an image"
 expect_in hash_mixed err "truncated.jpg: truncated JPEG"
@@ -98,6 +100,7 @@ expect_in hash_mixed err "badcrc.png: "
 expect_in hash_mixed err "bomb.png: 100000x100000 pixels exceeds the limit"
 expect_in hash_mixed err "a-directory: is a directory"
 expect_in hash_mixed err "missing.jpg: cannot open: No such file"
+expect_in hash_mixed err "blocked.jp2: jp2k images are refused: .*PROVSCAN_ALLOW_UNTRUSTED_LOADERS=1"
 
 if [ "$(id -u)" = 0 ] && command -v setpriv >/dev/null; then
     cp "$GOOD1" "$WORK/secret.jpg"; chmod 000 "$WORK/secret.jpg"; chmod 755 "$WORK"
