@@ -1,4 +1,4 @@
-/* test_index.c — index internals: segment files (and their damage), the CSV reader, paths, key sets, result merging. */
+/* test_index.c — index internals: segment files (and their damage), the CSV reader, paths, key sets, result merging, a query's dark-background reading. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -12,6 +12,8 @@
 
 #include "common/csv.h"
 #include "common/util.h"
+#include "decode/decode.h"
+#include "index/local.h"
 #include "index/segment.h"
 #include "testutil.h"
 
@@ -221,12 +223,50 @@ static void test_results_merge(void **state)
     provscan_results_free(&b);
 }
 
+/* The dark region joined to the border turns white; a dark island inside the drawing, and the
+ * drawing itself, stay as they are; a picture whose border is not mostly dark gets no reading. */
+static void test_dark_background(void **state)
+{
+    (void)state;
+    enum { W = 40, H = 30 };
+    provscan_image *img = ps_image_new(W, H, 3);
+    assert_non_null(img);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint8_t *px = img->pixels + ((size_t)y * W + x) * 3;
+            int drawing = x >= 10 && x < 30 && y >= 8 && y < 22, island = x >= 18 && x < 22 && y >= 13 && y < 17;
+            /* background black with JPEG-like noise, the drawing orange, an island black inside it */
+            uint8_t v = (uint8_t)((x * 7 + y * 3) % 30);
+            px[0] = drawing && !island ? 230 : v;
+            px[1] = drawing && !island ? 120 : v;
+            px[2] = drawing && !island ? 20 : v;
+        }
+    provscan_image *white = ps_whiten_dark_background(img);
+    assert_non_null(white);
+    assert_int_equal(white->width, W);
+    assert_int_equal(white->channels, 3);
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            const uint8_t *a = img->pixels + ((size_t)y * W + x) * 3, *b = white->pixels + ((size_t)y * W + x) * 3;
+            int drawing = x >= 10 && x < 30 && y >= 8 && y < 22;
+            if (drawing)
+                assert_memory_equal(a, b, 3); /* the island is not joined to the border */
+            else
+                assert_true(b[0] == 255 && b[1] == 255 && b[2] == 255);
+        }
+    provscan_image_free(white);
+    /* a light border: nothing to do */
+    memset(img->pixels, 200, (size_t)W * H * 3);
+    assert_null(ps_whiten_dark_background(img));
+    provscan_image_free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_segment_round_trip), cmocka_unit_test(test_segment_damage),
         cmocka_unit_test(test_csv),                cmocka_unit_test(test_paths_and_sets),
-        cmocka_unit_test(test_results_merge),
+        cmocka_unit_test(test_results_merge),      cmocka_unit_test(test_dark_background),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

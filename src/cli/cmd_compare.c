@@ -124,10 +124,16 @@ int cmd_compare(int argc, char **argv)
         snprintf(explanation, sizeof explanation, "A %s part of B: %.0f%% of B's area is matched%s%s",
                  v == VERDICT_MATCH ? "copies" : "may copy", 100.0 * m.work_coverage,
                  m.mirrored ? ", mirrored" : "", v == VERDICT_POSSIBLE ? "; check by eye" : "");
-    else
+    else {
+        /* PDQ's best variant says how A was turned only when PDQ itself finds the pair near; a
+         * near-duplicate found by the features alone is described by them */
+        int by_pdq = m.distance <= PROVSCAN_PDQ_POSSIBLE_DISTANCE;
         snprintf(explanation, sizeof explanation, "A %s B%s%s (the same picture: resized, recompressed or edited)%s",
-                 v == VERDICT_MATCH ? "is a copy of" : "may be a heavily edited copy of", transform_phrase(m.transform),
-                 m.inverted ? ", with its tones inverted (a negative)" : "", v == VERDICT_POSSIBLE ? "; check by eye" : "");
+                 v == VERDICT_MATCH ? "is a copy of" : "may be a heavily edited copy of",
+                 by_pdq ? transform_phrase(m.transform) : m.mirrored ? ", mirrored" : "",
+                 by_pdq && m.inverted ? ", with its tones inverted (a negative)" : "",
+                 v == VERDICT_POSSIBLE ? "; check by eye" : "");
+    }
 
     int failed = 0;
     char *picture = NULL;

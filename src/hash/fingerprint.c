@@ -203,6 +203,8 @@ provscan_status provscan_analyze_file(const char *path, uint64_t max_pixels, int
     if (st == PROVSCAN_OK && out->local &&
         (want_local == PROVSCAN_LOCAL_QUERY_TILES || (want_local == PROVSCAN_LOCAL_QUERY && large)))
         st = ps_local_add_tiles(out->local, img);
+    if (st == PROVSCAN_OK && out->local && want_local != PROVSCAN_LOCAL_WORK && !out->info.had_alpha)
+        st = ps_local_add_dark_background(out->local, img);
     int w = provscan_image_width(img), h = provscan_image_height(img);
     provscan_image_free(img);
     if (st == PROVSCAN_E_TOO_SMALL)

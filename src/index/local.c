@@ -99,6 +99,85 @@ provscan_status ps_local_add_tiles(provscan_local *l, const provscan_image *img)
     return PROVSCAN_OK;
 }
 
+static int is_dark(const uint8_t *px, int channels)
+{
+    for (int c = 0; c < channels; c++)
+        if (px[c] > PS_DARK_LEVEL)
+            return 0;
+    return 1;
+}
+
+provscan_image *ps_whiten_dark_background(const provscan_image *img)
+{
+    int w = img->width, h = img->height, ch = img->channels;
+    if (w < 3 || h < 3)
+        return NULL;
+    size_t n = (size_t)w * h, dark_border = 0, border = 2 * (size_t)w + 2 * (size_t)h - 4;
+    for (int x = 0; x < w; x++)
+        dark_border += is_dark(img->pixels + (size_t)x * ch, ch) +
+                       is_dark(img->pixels + ((size_t)(h - 1) * w + x) * ch, ch);
+    for (int y = 1; y < h - 1; y++)
+        dark_border += is_dark(img->pixels + (size_t)y * w * ch, ch) +
+                       is_dark(img->pixels + ((size_t)y * w + w - 1) * ch, ch);
+    if ((double)dark_border < PS_DARK_BORDER_SHARE * (double)border)
+        return NULL;
+    provscan_image *out = ps_image_new(w, h, ch);
+    uint32_t *queue = malloc(n * sizeof *queue);
+    uint8_t *seen = calloc(n, 1);
+    if (!out || !queue || !seen) {
+        provscan_image_free(out);
+        free(queue);
+        free(seen);
+        return NULL;
+    }
+    memcpy(out->pixels, img->pixels, n * (size_t)ch);
+    out->full_width = img->full_width;
+    out->full_height = img->full_height;
+    /* breadth-first over 4-neighbours from every dark border pixel */
+    size_t head = 0, tail = 0;
+    for (size_t i = 0; i < n; i++) {
+        size_t x = i % (size_t)w, y = i / (size_t)w;
+        if ((x == 0 || y == 0 || x == (size_t)w - 1 || y == (size_t)h - 1) && is_dark(img->pixels + i * ch, ch)) {
+            seen[i] = 1;
+            queue[tail++] = (uint32_t)i;
+        }
+    }
+    while (head < tail) {
+        size_t i = queue[head++], x = i % (size_t)w, y = i / (size_t)w;
+        memset(out->pixels + i * ch, 255, (size_t)ch);
+        size_t next[4] = {x > 0 ? i - 1 : i, x + 1 < (size_t)w ? i + 1 : i, y > 0 ? i - (size_t)w : i,
+                          y + 1 < (size_t)h ? i + (size_t)w : i};
+        for (int k = 0; k < 4; k++)
+            if (!seen[next[k]] && is_dark(img->pixels + next[k] * ch, ch)) {
+                seen[next[k]] = 1;
+                queue[tail++] = (uint32_t)next[k];
+            }
+    }
+    free(queue);
+    free(seen);
+    return out;
+}
+
+provscan_status ps_local_add_dark_background(provscan_local *l, const provscan_image *img)
+{
+    if (!l || l->ntiles >= PS_QUERY_PARTS - 1)
+        return PROVSCAN_OK;
+    provscan_image *white = ps_whiten_dark_background(img);
+    if (!white)
+        return PROVSCAN_OK;
+    provscan_local *part = NULL;
+    provscan_status st = ps_local_from_image(white, l->source_width, l->source_height, PS_QUERY_FEATURES, &part);
+    provscan_image_free(white);
+    if (st != PROVSCAN_OK && st != PROVSCAN_E_TOO_SMALL)
+        return st;
+    if (part) {
+        part->query_width = l->query_width;
+        part->query_height = l->query_height;
+        l->tile[l->ntiles++] = part;
+    }
+    return PROVSCAN_OK;
+}
+
 const provscan_local *ps_local_part(const provscan_local *l, int p)
 {
     if (!l || p < 0 || p > l->ntiles)

@@ -14,6 +14,12 @@
 /* Decoded pictures whose longer side is under this get no tiles: their tiles would be enlarged
  * beyond what the working size already does. */
 #define PS_TILE_MIN_SIDE 320
+/* A query is searched as at most this many parts: whole, its tiles, its dark-background reading. */
+#define PS_QUERY_PARTS (2 + PS_QUERY_TILES)
+/* Dark-background reading: a picture without alpha whose border is mostly this dark (every channel
+ * at most PS_DARK_LEVEL) gets a second reading with the dark area joined to the border made white. */
+#define PS_DARK_LEVEL 40
+#define PS_DARK_BORDER_SHARE 0.5
 
 struct provscan_local {
     ps_features f;                    /* in pixels of the decoded query (or tile) */
@@ -23,8 +29,9 @@ struct provscan_local {
     uint32_t *words[2];               /* distinct words of the descriptors [0] and of their mirrors [1] */
     int nwords[2];
     ps_match_query *match;            /* f prepared for matching against each candidate */
-    int ntiles;                       /* tiles of a whole query (none unless asked for) */
-    struct provscan_local *tile[PS_QUERY_TILES];
+    int ntiles;                       /* further parts of a whole query: its tiles (none unless asked
+                                         for), then its dark-background reading (if it has one) */
+    struct provscan_local *tile[PS_QUERY_PARTS - 1];
 };
 
 /* Local features of a decoded image, at most max_features of them (*out NULL when the image has
@@ -39,7 +46,17 @@ provscan_status ps_query_tile(const provscan_image *img, int t, int *x0, int *y0
 /* Adds the tiles of img (the decoded query whose features l holds) to l: PROVSCAN_E_NOMEM, else OK
  * (a tile without features is left out; a picture under PS_TILE_MIN_SIDE gets none). */
 provscan_status ps_local_add_tiles(provscan_local *l, const provscan_image *img);
-/* Part p of a query: 0 the whole, 1 .. ntiles its tiles (NULL past them). */
+/* A work drawn on transparency is indexed on white (decode composites alpha on white), but a copy
+ * made by a tool that drops alpha shows what the transparent pixels hide, black in almost every
+ * file: its background and outline flip against the work's, and PDQ and the features along the
+ * outline no longer match. For a query without alpha whose border is mostly dark, this adds a
+ * part: the query with the dark region that touches its border made white, verified like a tile
+ * (docs/features.md, "Dark backgrounds"). OK and nothing added when the border is not dark. */
+provscan_status ps_local_add_dark_background(provscan_local *l, const provscan_image *img);
+/* The dark region of img joined to its border made white, when at least PS_DARK_BORDER_SHARE of
+ * the border pixels are dark; NULL otherwise (or out of memory). */
+provscan_image *ps_whiten_dark_background(const provscan_image *img);
+/* Part p of a query: 0 the whole, 1 .. ntiles its further parts (NULL past them). */
 const provscan_local *ps_local_part(const provscan_local *l, int p);
 void ps_local_free(provscan_local *l);
 

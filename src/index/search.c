@@ -251,7 +251,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     int want_nearest = local && max_distance <= RADIUS_SEARCH_MAX;
     cand_list *nearest = want_nearest ? calloc(nq ? nq : 1, sizeof *nearest) : NULL;
     /* retrieval per query part: the whole query, then its tiles if it has them */
-    enum { PARTS = 1 + PS_QUERY_TILES };
+    enum { PARTS = PS_QUERY_PARTS };
     ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * PARTS * ncand, sizeof *retrieved) : NULL;
     size_t *nretrieved = calloc((nq ? nq : 1) * PARTS, sizeof *nretrieved);
     task *tasks = NULL;

@@ -309,5 +309,16 @@ tests=$((tests + 2))
 cmp -s "$W/n_single" "$W/n_sharded" || fail "--shard results differ from one index"
 cmp -s "$W/n_single_g" "$W/n_merged" || fail "merged shard outputs differ from one index"
 
+# --- a drawing on transparency, copied by a tool that drops alpha: its background shows black ---
+mkdir -p "$W/cut"
+"$T" patterns "$W/cut" 1 12 480 360 jpg || fail "imgtool patterns"
+{ "$T" pattern "$W/cut-src.png" 77 480 360 && "$T" cutout "$W/cut-src.png" "$W/cut/drawing.png" &&
+    "$T" dropalpha "$W/cut/drawing.png" "$W/black.png" && "$T" resize "$W/black.png" "$W/black-small.jpg" 0.8; } ||
+    fail "imgtool cutout"
+run cut_create 0 "$P" index create "$W/cutidx"
+run cut_add 0 "$P" index add "$W/cutidx" "$W/cut"
+run cut_scan 1 "$P" scan --json "$W/cutidx" "$W/black.png" "$W/black-small.jpg"
+pyjson cut_scan 'len(objs) == 2 and all(o["matches"][0]["work"]["path"].endswith("drawing.png") and o["matches"][0]["score"] >= 0.5 for o in objs)'
+
 echo "$tests index tests, $failures failed"
 [ "$failures" = 0 ]

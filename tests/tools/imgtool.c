@@ -18,6 +18,9 @@ static int usage(void)
             "       imgtool negate IN OUT                   tones inverted (a photographic negative)\n"
             "       imgtool paste IN OUT SEED WIDTH HEIGHT LEFT TOP SCALE   IN scaled and pasted at LEFT,TOP\n"
             "                                               into a WIDTH x HEIGHT pattern picture\n"
+            "       imgtool cutout IN OUT                   IN's brighter half kept on transparency (RGBA;\n"
+            "                                               the transparent pixels hide black, as drawings do)\n"
+            "       imgtool dropalpha IN OUT                the colour bands only (what hides under alpha shows)\n"
             "The format of OUT follows its extension (.jpg, .png, ...).\n");
     return 2;
 }
@@ -123,6 +126,15 @@ int main(int argc, char **argv)
             VipsImage *canvas = pattern((unsigned)atoi(argv[4]), atoi(argv[5]), atoi(argv[6])), *small;
             rc = !canvas || vips_resize(in, &small, atof(argv[9]), NULL) ||
                  vips_insert(canvas, small, &out, atoi(argv[7]), atoi(argv[8]), NULL);
+        } else if (strcmp(cmd, "cutout") == 0 && argc == 4) {
+            VipsImage *grey, *mask, *keep, *rgb;
+            double mean = 0;
+            rc = vips_colourspace(in, &grey, VIPS_INTERPRETATION_B_W, NULL) || vips_avg(grey, &mean, NULL) ||
+                 vips_relational_const1(grey, &mask, VIPS_OPERATION_RELATIONAL_MORE, mean, NULL) ||
+                 vips_ifthenelse(mask, in, vips_image_new_from_image1(in, 0), &keep, NULL) ||
+                 vips_cast_uchar(keep, &rgb, NULL) || vips_bandjoin2(rgb, mask, &out, NULL);
+        } else if (strcmp(cmd, "dropalpha") == 0 && argc == 4) {
+            rc = vips_extract_band(in, &out, 0, "n", 3, NULL);
         } else
             return usage();
     }
