@@ -546,6 +546,29 @@ static void tile_match(const provscan_image *query, int t, const ps_features *wo
     provscan_image_free(part);
 }
 
+/* The query's dark-background reading (ps_local_add_dark_background) matched against work: best
+ * becomes its match when it has more inliers (the same pixel grid, so nothing to shift). */
+static void dark_background_match(const provscan_image *query, const ps_features *work, ps_geo_match *best)
+{
+    provscan_image *white = ps_whiten_dark_background(query);
+    if (!white)
+        return;
+    ps_features f;
+    memset(&f, 0, sizeof f);
+    ps_feature_params budget = {.max_features = PS_QUERY_FEATURES};
+    ps_geo_match m;
+    memset(&m, 0, sizeof m);
+    if (ps_features_extract(white, NULL, &budget, &f) == PROVSCAN_OK && ps_features_match(&f, work, &m) == PROVSCAN_OK &&
+        m.inliers > best->inliers) {
+        ps_geo_match_free(best);
+        *best = m;
+        memset(&m, 0, sizeof m);
+    }
+    ps_geo_match_free(&m);
+    ps_features_free(&f);
+    provscan_image_free(white);
+}
+
 provscan_status provscan_evidence_write(const char *query_path, const char *work_path, const char *png_path,
                                         provscan_error *err)
 {
@@ -556,8 +579,10 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
     provscan_image *img[2] = {NULL, NULL};
     const char *paths[2] = {query_path, work_path};
     provscan_status st = PROVSCAN_OK;
+    provscan_image_info query_info;
+    memset(&query_info, 0, sizeof query_info);
     for (int i = 0; i < 2 && st == PROVSCAN_OK; i++)
-        st = provscan_image_load(paths[i], &opts, &img[i], NULL, err);
+        st = provscan_image_load(paths[i], &opts, &img[i], i == 0 ? &query_info : NULL, err);
     ps_features f[2];
     memset(f, 0, sizeof f);
     ps_geo_match m;
@@ -570,6 +595,9 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
         int ntiles = ps_query_tiles(img[0]->width, img[0]->height);
         for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ntiles; t++)
             tile_match(img[0], t, &f[1], &m);
+        /* as the search reads a query whose background is dark (a drawing whose alpha was dropped) */
+        if (m.inliers < PS_MATCH_INLIERS_COPY && !query_info.had_alpha)
+            dark_background_match(img[0], &f[1], &m);
         if (m.inliers > 0)
             ps_geo_match_refine_region(img[0], img[1], &m);
         st = ps_evidence_write_png(png_path, img[0], img[1], &m, err);
