@@ -107,18 +107,26 @@ static int is_dark(const uint8_t *px, int channels)
     return 1;
 }
 
+/* Pixel index of the k-th of the 2w + 2h - 4 border pixels of a w x h picture (w, h >= 2): the top
+ * row, the bottom row, then the left and right columns between them. */
+static size_t border_pixel(size_t w, size_t h, size_t k)
+{
+    if (k < w)
+        return k;
+    if (k < 2 * w)
+        return (h - 1) * w + (k - w);
+    k -= 2 * w;
+    return (1 + k / 2) * w + (k % 2 ? w - 1 : 0);
+}
+
 provscan_image *ps_whiten_dark_background(const provscan_image *img)
 {
     int w = img->width, h = img->height, ch = img->channels;
     if (w < 3 || h < 3)
         return NULL;
     size_t n = (size_t)w * h, dark_border = 0, border = 2 * (size_t)w + 2 * (size_t)h - 4;
-    for (int x = 0; x < w; x++)
-        dark_border += is_dark(img->pixels + (size_t)x * ch, ch) +
-                       is_dark(img->pixels + ((size_t)(h - 1) * w + x) * ch, ch);
-    for (int y = 1; y < h - 1; y++)
-        dark_border += is_dark(img->pixels + (size_t)y * w * ch, ch) +
-                       is_dark(img->pixels + ((size_t)y * w + w - 1) * ch, ch);
+    for (size_t k = 0; k < border; k++)
+        dark_border += is_dark(img->pixels + border_pixel((size_t)w, (size_t)h, k) * ch, ch);
     if ((double)dark_border < PS_DARK_BORDER_SHARE * (double)border)
         return NULL;
     provscan_image *out = ps_image_new(w, h, ch);
@@ -135,9 +143,9 @@ provscan_image *ps_whiten_dark_background(const provscan_image *img)
     out->full_height = img->full_height;
     /* breadth-first over 4-neighbours from every dark border pixel */
     size_t head = 0, tail = 0;
-    for (size_t i = 0; i < n; i++) {
-        size_t x = i % (size_t)w, y = i / (size_t)w;
-        if ((x == 0 || y == 0 || x == (size_t)w - 1 || y == (size_t)h - 1) && is_dark(img->pixels + i * ch, ch)) {
+    for (size_t k = 0; k < border; k++) {
+        size_t i = border_pixel((size_t)w, (size_t)h, k);
+        if (is_dark(img->pixels + i * ch, ch)) {
             seen[i] = 1;
             queue[tail++] = (uint32_t)i;
         }
@@ -515,26 +523,25 @@ provscan_kind ps_copy_kind(const ps_evidence *ev)
     return PROVSCAN_KIND_PARTIAL;
 }
 
-/* Matches tile t of query with work's features; when that verifies more inliers than *best, *best
- * becomes it, in the whole query's pixels. */
-static void tile_match(const provscan_image *query, int t, const ps_features *work, ps_geo_match *best)
+/* Matches part, a picture made from the query whose (0, 0) is the query's (x0, y0), with work's
+ * features; when that verifies more inliers than *best, *best becomes it, in the whole query's
+ * pixels. */
+static void part_match(const provscan_image *part, int x0, int y0, const ps_features *work, ps_geo_match *best)
 {
-    int x0, y0;
-    provscan_image *part = NULL;
     ps_features f;
     memset(&f, 0, sizeof f);
     ps_feature_params budget = {.max_features = PS_QUERY_FEATURES};
     ps_geo_match m;
     memset(&m, 0, sizeof m);
-    if (ps_query_tile(query, t, &x0, &y0, &part) == PROVSCAN_OK && ps_features_extract(part, NULL, &budget, &f) == PROVSCAN_OK &&
-        ps_features_match(&f, work, &m) == PROVSCAN_OK && m.inliers > best->inliers) {
+    if (ps_features_extract(part, NULL, &budget, &f) == PROVSCAN_OK && ps_features_match(&f, work, &m) == PROVSCAN_OK &&
+        m.inliers > best->inliers) {
         for (int i = 0; i < 8; i++)
             m.query_poly[i] += (float)(i % 2 ? y0 : x0);
         for (int i = 0; i < m.npairs; i++) {
             m.pairs[4 * i] += (float)x0;
             m.pairs[4 * i + 1] += (float)y0;
         }
-        /* H maps tile pixels to work pixels: H . translate(-x0, -y0) maps the query's */
+        /* H maps part pixels to work pixels: H . translate(-x0, -y0) maps the query's */
         for (int r = 0; r < 3; r++)
             m.H[3 * r + 2] -= m.H[3 * r] * x0 + m.H[3 * r + 1] * y0;
         ps_geo_match_free(best);
@@ -543,30 +550,6 @@ static void tile_match(const provscan_image *query, int t, const ps_features *wo
     }
     ps_geo_match_free(&m);
     ps_features_free(&f);
-    provscan_image_free(part);
-}
-
-/* The query's dark-background reading (ps_local_add_dark_background) matched against work: best
- * becomes its match when it has more inliers (the same pixel grid, so nothing to shift). */
-static void dark_background_match(const provscan_image *query, const ps_features *work, ps_geo_match *best)
-{
-    provscan_image *white = ps_whiten_dark_background(query);
-    if (!white)
-        return;
-    ps_features f;
-    memset(&f, 0, sizeof f);
-    ps_feature_params budget = {.max_features = PS_QUERY_FEATURES};
-    ps_geo_match m;
-    memset(&m, 0, sizeof m);
-    if (ps_features_extract(white, NULL, &budget, &f) == PROVSCAN_OK && ps_features_match(&f, work, &m) == PROVSCAN_OK &&
-        m.inliers > best->inliers) {
-        ps_geo_match_free(best);
-        *best = m;
-        memset(&m, 0, sizeof m);
-    }
-    ps_geo_match_free(&m);
-    ps_features_free(&f);
-    provscan_image_free(white);
 }
 
 provscan_status provscan_evidence_write(const char *query_path, const char *work_path, const char *png_path,
@@ -593,11 +576,20 @@ provscan_status provscan_evidence_write(const char *query_path, const char *work
         (st = ps_features_match(&f[0], &f[1], &m)) == PROVSCAN_OK) {
         /* a work pasted small into a large query may only verify within a tile, as `--tiles` found it */
         int ntiles = ps_query_tiles(img[0]->width, img[0]->height);
-        for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ntiles; t++)
-            tile_match(img[0], t, &f[1], &m);
-        /* as the search reads a query whose background is dark (a drawing whose alpha was dropped) */
-        if (m.inliers < PS_MATCH_INLIERS_COPY && !query_info.had_alpha)
-            dark_background_match(img[0], &f[1], &m);
+        for (int t = 0; m.inliers < PS_MATCH_INLIERS_COPY && t < ntiles; t++) {
+            int x0, y0;
+            provscan_image *tile = NULL;
+            if (ps_query_tile(img[0], t, &x0, &y0, &tile) == PROVSCAN_OK)
+                part_match(tile, x0, y0, &f[1], &m);
+            provscan_image_free(tile);
+        }
+        /* as the search reads a query whose background is dark (a drawing whose alpha was dropped):
+         * the same pixel grid, nothing to shift */
+        provscan_image *white =
+            m.inliers < PS_MATCH_INLIERS_COPY && !query_info.had_alpha ? ps_whiten_dark_background(img[0]) : NULL;
+        if (white)
+            part_match(white, 0, 0, &f[1], &m);
+        provscan_image_free(white);
         if (m.inliers > 0)
             ps_geo_match_refine_region(img[0], img[1], &m);
         st = ps_evidence_write_png(png_path, img[0], img[1], &m, err);
