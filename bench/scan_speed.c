@@ -14,7 +14,7 @@
 #include "search/search.h"
 #include "provscan.h"
 
-/* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]
+/* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates N]
  *
  * Per query, one thread, in this order: provscan_analyze_file with local features (decode, PDQ over 8
  * variants, features, visual words); provscan_index_search with the global stage only; the same for
@@ -24,7 +24,8 @@
  * provscan_index_search with both stages. Verification and scoring = full search - global - nearest
  * - retrieval.
  * Then the whole set as one batch (what `provscan batch` does) with 1 and T threads: analysis and
- * search throughput. Prints medians, 95th percentiles and the single-core pipeline rate, and the
+ * search throughput. --candidates N: works verified from retrieval (scan --candidates; default
+ * PROVSCAN_LOCAL_CANDIDATES). Prints medians, 95th percentiles and the single-core pipeline rate, and the
  * process's peak RSS. Each query's stages run back to back, so caches are as warm as in a real scan
  * of many images; the index's pages are read once before timing (a corpus index in use is cached). */
 
@@ -65,18 +66,22 @@ int main(int argc, char **argv)
     const char *index = NULL, *dir = NULL;
     long limit = 0;
     int jobs = omp_get_num_procs();
+    int ncand = PROVSCAN_LOCAL_CANDIDATES;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = atol(argv[++i]);
         else if (!strcmp(argv[i], "--jobs") && i + 1 < argc)
             jobs = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--candidates") && i + 1 < argc)
+            ncand = atoi(argv[++i]);
         else if (!index)
             index = argv[i];
         else
             dir = argv[i];
     }
-    if (!index || !dir) {
-        fprintf(stderr, "usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T]\n");
+    if (!index || !dir || ncand < 1 || ncand > PROVSCAN_LOCAL_CANDIDATES_MAX) {
+        fprintf(stderr, "usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates 1..%d]\n",
+                PROVSCAN_LOCAL_CANDIDATES_MAX);
         return 2;
     }
     provscan_error err;
@@ -119,7 +124,7 @@ int main(int argc, char **argv)
     const char **qpath = calloc(np, sizeof *qpath); /* of the readable queries */
     double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_nn = calloc(np, sizeof *t_nn), *t_re = calloc(np, sizeof *t_re),
            *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
-    ps_local_candidate cands[PROVSCAN_LOCAL_CANDIDATES];
+    ps_local_candidate *cands = calloc((size_t)ncand, sizeof *cands);
     size_t n = 0, flagged = 0;
     for (size_t i = 0; i < np; i++) {
         double s0 = seconds();
@@ -128,7 +133,8 @@ int main(int argc, char **argv)
             continue;
         }
         double s1 = seconds();
-        provscan_search_options g = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = 1, .local = 0};
+        provscan_search_options g = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = 1, .local = 0,
+                                     .local_candidates = ncand};
         provscan_results r;
         if (provscan_index_search(idx, &a[n], 1, &g, &r, &err) != PROVSCAN_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -152,7 +158,7 @@ int main(int argc, char **argv)
         }
         double s2 = seconds();
         if (a[n].local)
-            ps_local_retrieve(&view, a[n].local, PROVSCAN_LOCAL_CANDIDATES, cands);
+            ps_local_retrieve(&view, a[n].local, (size_t)ncand, cands);
         double s3 = seconds();
         provscan_search_options f = g;
         f.local = 1;
@@ -193,7 +199,7 @@ int main(int argc, char **argv)
         }
         double b1 = seconds();
         provscan_search_options f = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = threads[k],
-                                     .local = 1, .min_probability = 0.025};
+                                     .local = 1, .min_probability = 0.025, .local_candidates = ncand};
         provscan_results r;
         if (provscan_index_search(idx, b, n, &f, &r, &err) != PROVSCAN_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -212,7 +218,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("index %s: %llu works, %.1f MB on disk, opened and mapped in %.3f s\n", index,
            (unsigned long long)info.works, (double)info.bytes / 1e6, t_open);
-    printf("queries: %zu from %s (%zu flagged at p >= %.1f)\n\n", n, dir, flagged, PROVSCAN_MATCH_PROBABILITY);
+    printf("queries: %zu from %s (%zu flagged at p >= %.1f), %d candidates verified from retrieval\n\n", n, dir,
+           flagged, PROVSCAN_MATCH_PROBABILITY, ncand);
     printf("per query, 1 thread         median ms    p95 ms   share of pipeline\n");
     const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 16 variants)",
                            "nearest by PDQ (brute-force pass)", "local retrieval (visual words)",
@@ -233,6 +240,7 @@ int main(int argc, char **argv)
     printf("peak RSS %.1f MB\n", (double)ru.ru_maxrss / 1024);
     for (size_t i = 0; i < n; i++)
         provscan_analysis_free(&a[i]);
+    free(cands);
     ps_view_free(&view);
     provscan_index_close(idx);
     return touch == 1 ? 3 : 0;

@@ -363,7 +363,7 @@ typedef struct provscan_search_options {
                                PROVSCAN_LOCAL_CANDIDATES (more find more crops and composites, slower) */
 } provscan_search_options;
 
-#define PROVSCAN_LOCAL_CANDIDATES 48
+#define PROVSCAN_LOCAL_CANDIDATES 64
 #define PROVSCAN_LOCAL_CANDIDATES_MAX 1000
 
 typedef struct provscan_results {

@@ -15,14 +15,15 @@
 #define RATIO_DEN 20
 #define CLOSE_DIST 28
 
-#define SEEDS_1PT 120    /* best matches used as one-point similarity seeds */
-#define SEEDS_2PT 18     /* best matches whose pairs seed two-point similarities */
-#define REFINE_TOP 4     /* hypotheses refined by local optimisation */
-#define GATE_LOOSE 40.0  /* working pixels, for one-point seeds */
-#define ANGLE_GATE 0.866 /* cos 30 degrees: keypoint orientations must agree with the model */
-#define SCALE_GATE 1.75  /* keypoint scale ratio within this factor of the model's local scale */
-#define MIN_REPORT 4     /* below this many inliers nothing is reported as verified */
-#define THIN_CELL 10.0   /* working pixels: inliers are counted once per cell of the query */
+#define SEEDS_1PT 30      /* best matches used as one-point similarity seeds */
+#define SEEDS_1PT_ALT 120 /* the same for the alternative placement, as calibration v3 was fitted with */
+#define SEEDS_2PT 18      /* best matches whose pairs seed two-point similarities */
+#define REFINE_TOP 4      /* hypotheses refined by local optimisation */
+#define GATE_LOOSE 40.0   /* working pixels, for one-point seeds */
+#define ANGLE_GATE 0.866  /* cos 30 degrees: keypoint orientations must agree with the model */
+#define SCALE_GATE 1.75   /* keypoint scale ratio within this factor of the model's local scale */
+#define MIN_REPORT 4      /* below this many inliers nothing is reported as verified */
+#define THIN_CELL 10.0    /* working pixels: inliers are counted once per cell of the query */
 
 typedef struct mt {
     double qx, qy, wx, wy; /* working pixels (query x negated for the mirrored pass) */
@@ -511,7 +512,7 @@ static int dedupe(mt *m, int n)
     return k;
 }
 
-static int verify_one(mt *m, int n, int nwork, verdict *v);
+static int verify_one(mt *m, int n, int nwork, int seeds1, verdict *v);
 
 /* Matches at least this far (in their own thresholds) from where the winning model puts them are
  * left for the alternative model: the winner's loose inliers are not another explanation. */
@@ -519,7 +520,7 @@ static int verify_one(mt *m, int n, int nwork, verdict *v);
 
 static void verify(mt *m, int n, int nwork, verdict *v)
 {
-    n = verify_one(m, n, nwork, v);
+    n = verify_one(m, n, nwork, SEEDS_1PT, v);
     v->alt_inliers = 0;
     /* for every match that is reported: a threshold here would let a weak match score higher just
      * under it (no rival looked for) than just over it */
@@ -542,14 +543,16 @@ static void verify(mt *m, int n, int nwork, verdict *v)
         rest[nr++] = *a;
     }
     verdict alt = {0};
-    verify_one(rest, nr, nwork, &alt);
+    /* Searched as thoroughly as when the calibration was fitted: fewer seeds find a weaker rival and
+     * would raise every score, unrelated works' too. */
+    verify_one(rest, nr, nwork, SEEDS_1PT_ALT, &alt);
     v->alt_inliers = alt.inliers;
     free(alt.idx);
     free(rest);
 }
 
 /* Returns how many matches are left in m (deduplicated, best first), which v->idx refers to. */
-static int verify_one(mt *m, int n, int nwork, verdict *v)
+static int verify_one(mt *m, int n, int nwork, int seeds1, verdict *v)
 {
     v->inliers = 0;
     n = dedupe(m, n);
@@ -579,7 +582,7 @@ static int verify_one(mt *m, int n, int nwork, verdict *v)
     int ntop = 0;
     top[0].count = 0;
     /* One-point seeds: each keypoint pair fixes scale, rotation and translation. */
-    int s1 = n < SEEDS_1PT ? n : SEEDS_1PT;
+    int s1 = n < seeds1 ? n : seeds1;
     for (int i = 0; i < s1; i++) {
         const mt *a = &m[i];
         double s = a->sw / a->sq, c = a->wc * a->qc + a->ws * a->qs, sn = a->ws * a->qc - a->wc * a->qs;
