@@ -125,6 +125,10 @@ int main(int argc, char **argv)
     double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_nn = calloc(np, sizeof *t_nn), *t_re = calloc(np, sizeof *t_re),
            *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
     ps_local_candidate *cands = calloc((size_t)ncand, sizeof *cands);
+    if (!cands) {
+        fprintf(stderr, "scan_speed: out of memory\n");
+        return 1;
+    }
     size_t n = 0, flagged = 0;
     for (size_t i = 0; i < np; i++) {
         double s0 = seconds();
