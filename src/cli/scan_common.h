@@ -25,6 +25,10 @@ typedef struct scan_options {
         {"jobs", required_argument, NULL, 'J'}, {"max-pixels", required_argument, NULL, 'P'},                   \
         {"evidence-dir", required_argument, NULL, 'E'}
 
+/* The help text quotes the library's defaults, so it cannot drift from them. */
+#define SCAN_STR_(x) #x
+#define SCAN_STR(x) SCAN_STR_(x)
+
 #define SCAN_COMMON_HELP                                                                                          \
     "  -k, --top K             report the K most likely works (default 5)\n"                                       \
     "  -t, --threshold P       calibrated probability counted as a match (default 0.5)\n"                          \
@@ -33,7 +37,8 @@ typedef struct scan_options {
     "                          (default 47; up to 256, to evaluate scores below the threshold)\n"                  \
     "      --no-local          global stage only (PDQ): faster, but blind to partial copies\n"                     \
     "      --candidates N      works verified with local features per query, from the visual-word\n"              \
-    "                          retrieval (default 48, up to 1000): more find more crops and\n"                    \
+    "                          retrieval (default " SCAN_STR(PROVSCAN_LOCAL_CANDIDATES) ", up to "                 \
+    SCAN_STR(PROVSCAN_LOCAL_CANDIDATES_MAX) "): more find more crops and\n"                                       \
     "                          composites in a large corpus, at a cost in time\n"                                 \
     "      --tiles             also search 2 x 2 overlapping tiles of every query at the working\n"             \
     "                          size (by default only queries of 1280 pixels or more get them):\n"             \
