@@ -47,10 +47,9 @@ n=0
 while read -r f; do
     [ "$(vipsheader -f bands "$f")" = 4 ] || continue
     name=$(basename "$f" .png)
-    T=$OUT/flat.v
     if [ "$MODE" = black ]; then
-        vips flatten "$f" "$T" --background 0 &&
-            vips resize "$T" "$OUT/q/$name.jpg[Q=85]" 0.7 ||
+        vips flatten "$f" "$OUT/flat.v" --background 0 &&
+            vips resize "$OUT/flat.v" "$OUT/q/$name.jpg[Q=85]" 0.7 ||
             echo "darkbg.sh: cannot make a query from $f" >&2
         continue
     fi
@@ -67,9 +66,9 @@ while read -r f; do
     longer=$((width > height ? width : height))
     scale=$(echo "s = 380 / $longer; if (s > 2) s = 2; s" | bc -l)
     vips crop "$src" "$OUT/box.v" "$left" "$top" "$width" "$height" &&
-        vips resize "$OUT/box.v" "$T" "$scale" &&
+        vips resize "$OUT/box.v" "$OUT/piece.v" "$scale" &&
         vips thumbnail "$bg" "$OUT/bg.v" 900 --height 900 --size force --crop centre &&
-        vips composite2 "$OUT/bg.v" "$T" "$OUT/c.v" over --x 220 --y 160 &&
+        vips composite2 "$OUT/bg.v" "$OUT/piece.v" "$OUT/c.v" over --x 220 --y 160 &&
         vips extract_band "$OUT/c.v" "$OUT/q/$name.jpg[Q=85]" 0 --n 3 ||
         echo "darkbg.sh: cannot make a query from $f" >&2
 done < <(find "$WORK/data/corpus" -maxdepth 1 -name '*.png' | LC_ALL=C sort | awk 'NR % 15 == 4' | head -60)

@@ -19,17 +19,17 @@
  * query's true work (the best rank when it copies several) is its reference's work in the index, found
  * by path (an index path matches a reference when it ends with "/" + reference). Its rank by PDQ
  * distance among the nearest 64 comes from a global search. Prints, per family, recall at several list
- * lengths — the search verifies PROVSCAN_LOCAL_CANDIDATES (C = 64) of them — and R@C+P8 / R@C+P16: the
- * true work is among the C retrieved or the 8 / 16 nearest by PDQ (a scan adds the 8 nearest; a listing distance
- * over 64 lists top-k, at least 16), which bounds what verification can find; then the median
+ * lengths — the search verifies PROVSCAN_LOCAL_CANDIDATES (VERIFIED, 64) of them — and R@64+P8 /
+ * R@64+P16: the true work is among the VERIFIED retrieved or the 8 / 16 nearest by PDQ (a scan adds
+ * the 8 nearest; a listing distance over 64 lists top-k, at least 16), which bounds what verification can find; then the median
  * retrieval time per query. An unreadable query is named on stderr and left out.
  *
  * --dump FILE: one line per query (negatives too): query, family, rank (0 = not retrieved, or a
- * negative), PDQ rank (0 = not among the nearest 64), the retrieval scores of the first C candidates. */
+ * negative), PDQ rank (0 = not among the nearest 64), the retrieval scores of the first VERIFIED candidates. */
 
 #define MAX_REFS 4
 static const int cutoffs[] = {1, 5, 10, 24, 48, 64, 96, 200, 500};
-enum { C = PROVSCAN_LOCAL_CANDIDATES };
+enum { VERIFIED = PROVSCAN_LOCAL_CANDIDATES }; /* candidates a scan verifies */
 #define NCUT (sizeof cutoffs / sizeof cutoffs[0])
 
 typedef struct {
@@ -201,7 +201,7 @@ int main(int argc, char **argv)
     }
     /* one query at a time: the PDQ search shares the index's SQLite connection */
     ps_local_candidate *cands = xrealloc(NULL, max * sizeof *cands);
-    float(*scores)[C] = xrealloc(NULL, nrows * sizeof *scores);
+    float(*scores)[VERIFIED] = xrealloc(NULL, nrows * sizeof *scores);
     int *nscores = xrealloc(NULL, nrows * sizeof *nscores);
     for (size_t i = 0; i < nrows; i++) {
         nscores[i] = 0;
@@ -222,7 +222,7 @@ int main(int argc, char **argv)
             const int64_t *ids = ps_segment_section(view.segs[cands[c].seg], PS_SEC_IDS, NULL);
             if (!rows[i].rank && is_ref(&rows[i], ids[cands[c].record]))
                 rows[i].rank = (int)c + 1;
-            if (c < C)
+            if (c < VERIFIED)
                 scores[i][nscores[i]++] = cands[c].score;
         }
         /* the search's other source of local candidates: the nearest works by PDQ */
@@ -266,7 +266,7 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < NCUT; c++)
         if ((size_t)cutoffs[c] <= max)
             printf("  R@%-4d", cutoffs[c]);
-    printf("  R@%d+P8  R@%d+P16\n", C, C);
+    printf("  R@%d+P8  R@%d+P16\n", VERIFIED, VERIFIED);
     double *times = calloc(nrows + 1, sizeof *times);
     size_t ntimes = 0;
     for (size_t f = 0; f <= nfam; f++) {
@@ -279,7 +279,7 @@ int main(int argc, char **argv)
                 times[ntimes++] = rows[i].seconds;
             for (size_t c = 0; c < NCUT; c++)
                 hit[c] += rows[i].rank > 0 && rows[i].rank <= cutoffs[c];
-            int inc = rows[i].rank > 0 && rows[i].rank <= C, p = rows[i].pdq_rank;
+            int inc = rows[i].rank > 0 && rows[i].rank <= VERIFIED, p = rows[i].pdq_rank;
             both8 += inc || (p > 0 && p <= 8);
             both16 += inc || (p > 0 && p <= 16);
         }

@@ -551,7 +551,9 @@ static void verify(mt *m, int n, int nwork, verdict *v)
     free(rest);
 }
 
-/* Returns how many matches are left in m (deduplicated, best first), which v->idx refers to. */
+/* Fits the best model among the matches, seeding from the best seeds1 of them one by one (and pairs
+ * of the best SEEDS_2PT). Returns how many matches are left in m (deduplicated, best first), which
+ * v->idx refers to. */
 static int verify_one(mt *m, int n, int nwork, int seeds1, verdict *v)
 {
     v->inliers = 0;

@@ -13,8 +13,8 @@
 
 /* Candidates kept from the global stage per query (beyond top_k, so that the local stage and the
  * probability can reorder them); the nearest works by PDQ, however far, that the local stage
- * verifies; and works retrieved by visual words and verified per query: 48 verifications cost
- * about 10 ms on one core, the local stage's budget per query. */
+ * verifies; and works retrieved by visual words and verified per query (PROVSCAN_LOCAL_CANDIDATES:
+ * on negatives at 10^5 works their 64 verifications take about 4 ms on one core, docs/features.md). */
 #define GLOBAL_KEEP 16
 #define LOCAL_PDQ_NEAREST 8
 
