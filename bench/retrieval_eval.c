@@ -21,7 +21,8 @@
  * distance among the nearest 64 comes from a global search. Prints, per family, recall at several list
  * lengths — the search verifies PROVSCAN_LOCAL_CANDIDATES (VERIFIED, 64) of them — and R@64+P8 /
  * R@64+P16: the true work is among the VERIFIED retrieved or the 8 / 16 nearest by PDQ (a scan adds
- * the 8 nearest; a listing distance over 64 lists top-k, at least 16), which bounds what verification can find; then the median
+ * the 8 nearest; a listing distance over 64 lists top-k, at least 16), which bounds what verification can find;
+ * R@64+W: among the VERIFIED retrieved or the candidates of the whole query's windows (PS_WINDOWS); then the median
  * retrieval time per query. An unreadable query is named on stderr and left out.
  *
  * --dump FILE: one line per query (negatives too): query, family, rank (0 = not retrieved, or a
@@ -39,6 +40,7 @@ typedef struct {
     int nref;
     int rank;     /* 1-based; 0 = not retrieved */
     int pdq_rank; /* 1-based rank by PDQ distance among the nearest 64; 0 = farther */
+    int windowed; /* among the candidates of the query's windows (PS_WINDOWS) */
     double seconds;
     int readable;
 } query_row;
@@ -201,6 +203,7 @@ int main(int argc, char **argv)
     }
     /* one query at a time: the PDQ search shares the index's SQLite connection */
     ps_local_candidate *cands = xrealloc(NULL, max * sizeof *cands);
+    ps_local_candidate *windowed = xrealloc(NULL, PS_WINDOWS * PS_WINDOW_CANDIDATES * sizeof *windowed);
     float(*scores)[VERIFIED] = xrealloc(NULL, nrows * sizeof *scores);
     int *nscores = xrealloc(NULL, nrows * sizeof *nscores);
     for (size_t i = 0; i < nrows; i++) {
@@ -216,7 +219,8 @@ int main(int argc, char **argv)
         }
         rows[i].readable = 1;
         uint64_t t0 = ps_now_ns();
-        size_t nc = a.local ? ps_local_retrieve(&view, a.local, max, cands) : 0;
+        size_t nw = 0;
+        size_t nc = a.local ? ps_local_retrieve(&view, a.local, max, cands, windowed, &nw) : 0;
         rows[i].seconds = (double)(ps_now_ns() - t0) / 1e9;
         for (size_t c = 0; c < nc; c++) {
             const int64_t *ids = ps_segment_section(view.segs[cands[c].seg], PS_SEC_IDS, NULL);
@@ -224,6 +228,10 @@ int main(int argc, char **argv)
                 rows[i].rank = (int)c + 1;
             if (c < VERIFIED)
                 scores[i][nscores[i]++] = cands[c].score;
+        }
+        for (size_t c = 0; c < nw; c++) {
+            const int64_t *ids = ps_segment_section(view.segs[windowed[c].seg], PS_SEC_IDS, NULL);
+            rows[i].windowed |= is_ref(&rows[i], ids[windowed[c].record]);
         }
         /* the search's other source of local candidates: the nearest works by PDQ */
         provscan_search_options g = {.top_k = 64, .max_distance = 256, .jobs = 1, .local = 0};
@@ -266,11 +274,11 @@ int main(int argc, char **argv)
     for (size_t c = 0; c < NCUT; c++)
         if ((size_t)cutoffs[c] <= max)
             printf("  R@%-4d", cutoffs[c]);
-    printf("  R@%d+P8  R@%d+P16\n", VERIFIED, VERIFIED);
+    printf("  R@%d+P8  R@%d+P16  R@%d+W\n", VERIFIED, VERIFIED, VERIFIED);
     double *times = calloc(nrows + 1, sizeof *times);
     size_t ntimes = 0;
     for (size_t f = 0; f <= nfam; f++) {
-        size_t nq = 0, hit[NCUT] = {0}, both8 = 0, both16 = 0;
+        size_t nq = 0, hit[NCUT] = {0}, both8 = 0, both16 = 0, with_windows = 0;
         for (size_t i = 0; i < nrows; i++) {
             if (!rows[i].readable || rows[i].nref == 0 || (f < nfam && strcmp(rows[i].family, fams[f])))
                 continue;
@@ -282,12 +290,14 @@ int main(int argc, char **argv)
             int inc = rows[i].rank > 0 && rows[i].rank <= VERIFIED, p = rows[i].pdq_rank;
             both8 += inc || (p > 0 && p <= 8);
             both16 += inc || (p > 0 && p <= 16);
+            with_windows += inc || rows[i].windowed;
         }
         printf("%-16s %7zu", f < nfam ? fams[f] : "all", nq);
         for (size_t c = 0; c < NCUT; c++)
             if ((size_t)cutoffs[c] <= max)
                 printf("  %6.3f", nq ? (double)hit[c] / (double)nq : 0);
-        printf("  %7.3f  %8.3f\n", nq ? (double)both8 / (double)nq : 0, nq ? (double)both16 / (double)nq : 0);
+        printf("  %7.3f  %8.3f  %6.3f\n", nq ? (double)both8 / (double)nq : 0, nq ? (double)both16 / (double)nq : 0,
+               nq ? (double)with_windows / (double)nq : 0);
     }
     qsort(times, ntimes, sizeof *times, cmp_double);
     uint64_t works = 0;

@@ -20,7 +20,8 @@
  * variants, features, visual words); provscan_index_search with the global stage only; the same for
  * the nearest works by PDQ (the local stage's second source of candidates: the search's brute-force pass,
  * ps_search_knn over each segment with the query's 8 plain variants); the candidate
- * retrieval of the local stage alone (ps_local_retrieve over every segment, as the search calls it);
+ * retrieval of the local stage alone (ps_local_retrieve over every segment, windows included, as the
+ * search calls it);
  * provscan_index_search with both stages. Verification and scoring = full search - global - nearest
  * - retrieval.
  * Then the whole set as one batch (what `provscan batch` does) with 1 and T threads: analysis and
@@ -125,7 +126,9 @@ int main(int argc, char **argv)
     double *t_an = calloc(np, sizeof *t_an), *t_gl = calloc(np, sizeof *t_gl), *t_nn = calloc(np, sizeof *t_nn), *t_re = calloc(np, sizeof *t_re),
            *t_full = calloc(np, sizeof *t_full), *t_ver = calloc(np, sizeof *t_ver), *t_pipe = calloc(np, sizeof *t_pipe);
     ps_local_candidate *cands = calloc((size_t)ncand, sizeof *cands);
-    if (!cands) {
+    ps_local_candidate *windowed = calloc(PS_WINDOWS * PS_WINDOW_CANDIDATES, sizeof *windowed);
+    size_t nwindowed = 0;
+    if (!cands || !windowed) {
         fprintf(stderr, "scan_speed: out of memory\n");
         return 1;
     }
@@ -162,7 +165,7 @@ int main(int argc, char **argv)
         }
         double s2 = seconds();
         if (a[n].local)
-            ps_local_retrieve(&view, a[n].local, (size_t)ncand, cands);
+            ps_local_retrieve(&view, a[n].local, (size_t)ncand, cands, windowed, &nwindowed);
         double s3 = seconds();
         provscan_search_options f = g;
         f.local = 1;
@@ -245,6 +248,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < n; i++)
         provscan_analysis_free(&a[i]);
     free(cands);
+    free(windowed);
     ps_view_free(&view);
     provscan_index_close(idx);
     return touch == 1 ? 3 : 0;

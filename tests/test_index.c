@@ -1,4 +1,4 @@
-/* test_index.c — index internals: segment files (and their damage), the CSV reader, paths, key sets, result merging, a query's dark-background reading. */
+/* test_index.c — index internals: segment files (and their damage), the CSV reader, paths, key sets, result merging, a query's dark-background reading and retrieval windows. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -261,12 +261,77 @@ static void test_dark_background(void **state)
     provscan_image_free(img);
 }
 
+/* A query's words as retrieval reads them: the same distinct words and counts as the index builds
+ * for a work (ps_words_of), and per word how many features of each window hold it, checked against
+ * the windows' rectangles counted here. */
+static void test_query_windows(void **state)
+{
+    (void)state;
+    enum { W = 480, H = 360 };
+    provscan_image *img = ps_image_new(W, H, 3);
+    assert_non_null(img);
+    uint64_t seed = 11;
+    /* random 8 x 8 blocks of grey with noise: corners everywhere */
+    for (int y = 0; y < H; y++)
+        for (int x = 0; x < W; x++) {
+            uint64_t b = (uint64_t)(y / 8) * 977 + (uint64_t)(x / 8) * 131 + 7;
+            uint8_t v = (uint8_t)(tu_rand(&b) % 256 / 2 + tu_rand(&seed) % 16);
+            memset(img->pixels + ((size_t)y * W + x) * 3, v, 3);
+        }
+    provscan_local *l = NULL;
+    assert_int_equal(ps_local_from_image(img, W, H, 750, &l), PROVSCAN_OK);
+    assert_non_null(l);
+    assert_true(l->f.n > 200);
+    uint8_t *mirrored = malloc((size_t)l->f.n * PS_DESC_BYTES);
+    assert_non_null(mirrored);
+    for (int i = 0; i < l->f.n; i++)
+        ps_desc_mirror(l->f.desc + (size_t)i * PS_DESC_BYTES, mirrored + (size_t)i * PS_DESC_BYTES);
+    for (int o = 0; o < 2; o++) {
+        uint32_t *words = NULL;
+        int n = ps_words_of(o ? mirrored : l->f.desc, l->f.n, &words);
+        assert_int_equal(n, l->nwords[o]);
+        assert_memory_equal(words, l->words[o], (size_t)n * sizeof *words);
+        free(words);
+        int per_lane[PS_RETRIEVE_LANES] = {0};
+        for (int i = 0; i < n; i++) {
+            const uint8_t *tf = l->lane_tf[o] + (size_t)i * PS_RETRIEVE_LANES;
+            assert_int_equal(tf[0], l->words[o][i] & 0xFF);
+            for (int v = 0; v < PS_RETRIEVE_LANES; v++) {
+                assert_true(tf[v] <= tf[0]);
+                per_lane[v] += tf[v];
+            }
+        }
+        for (int v = 0; v < PS_RETRIEVE_LANES; v++)
+            assert_int_equal(per_lane[v], l->lane_features[v]);
+    }
+    assert_int_equal(l->lane_features[0], l->f.n);
+    int covered = 0;
+    for (int v = 1; v < PS_RETRIEVE_LANES; v++) {
+        int expect = 0;
+        if (v <= PS_WINDOWS) {
+            double r[4];
+            ps_window_rect(v - 1, W, H, r);
+            assert_true(r[2] - r[0] > W * 0.5 && r[3] - r[1] > H * 0.5);
+            for (int i = 0; i < l->f.n; i++)
+                expect += l->f.kp[i].x >= r[0] && l->f.kp[i].x < r[2] && l->f.kp[i].y >= r[1] && l->f.kp[i].y < r[3];
+            assert_true(expect >= PS_WINDOW_MIN_FEATURES); /* every window ranks on this picture */
+        }
+        assert_int_equal(l->lane_features[v], expect);
+        covered += expect;
+    }
+    assert_true(covered >= l->f.n); /* the windows overlap and cover the picture */
+    free(mirrored);
+    ps_local_free(l);
+    provscan_image_free(img);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_segment_round_trip), cmocka_unit_test(test_segment_damage),
         cmocka_unit_test(test_csv),                cmocka_unit_test(test_paths_and_sets),
         cmocka_unit_test(test_results_merge),      cmocka_unit_test(test_dark_background),
+        cmocka_unit_test(test_query_windows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

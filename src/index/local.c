@@ -14,8 +14,92 @@
  * words of 500 x 500 descriptors over a 64k vocabulary, 0.008); partial copies can share as few as
  * 5-10 words, because only a quarter to a half of the true matching pairs land in the same leaf. */
 #define PS_RETRIEVE_MIN_SCORE 0.01f
-/* records per accumulator block: 2 x 2 bytes each, 256 KiB, within a core's L2 */
-#define RETRIEVE_BLOCK 65536
+/* records per accumulator block: 2 orientations x PS_RETRIEVE_LANES x 2 bytes each, 512 KiB, within a
+ * core's L2 */
+#define RETRIEVE_BLOCK 16384
+/* lists ahead whose next postings are fetched while one is walked */
+#define RETRIEVE_PREFETCH 8
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* The windows, as shares of the part's width and height (x0, y0, x1, y1): the four corners' and the
+ * centre's, each PS_WINDOW_SHARE on a side. */
+static const double window_rect[PS_WINDOWS][4] = {
+    {0, 0, PS_WINDOW_SHARE, PS_WINDOW_SHARE},
+    {1 - PS_WINDOW_SHARE, 0, 1, PS_WINDOW_SHARE},
+    {0, 1 - PS_WINDOW_SHARE, PS_WINDOW_SHARE, 1},
+    {1 - PS_WINDOW_SHARE, 1 - PS_WINDOW_SHARE, 1, 1},
+    {(1 - PS_WINDOW_SHARE) / 2, (1 - PS_WINDOW_SHARE) / 2, (1 + PS_WINDOW_SHARE) / 2, (1 + PS_WINDOW_SHARE) / 2},
+};
+
+void ps_window_rect(int window, int width, int height, double rect[4])
+{
+    rect[0] = window_rect[window][0] * width;
+    rect[1] = window_rect[window][1] * height;
+    rect[2] = window_rect[window][2] * width;
+    rect[3] = window_rect[window][3] * height;
+}
+
+/* The lanes (bit v = lane v) each feature of f counts in: lane 0, and lane 1 + w for each window w
+ * holding its centre. */
+static void feature_lanes(const ps_features *f, uint16_t *lanes)
+{
+    double rect[PS_WINDOWS][4];
+    for (int w = 0; w < PS_WINDOWS; w++)
+        ps_window_rect(w, f->width, f->height, rect[w]);
+    for (int i = 0; i < f->n; i++) {
+        uint16_t m = 1;
+        double x = f->kp[i].x, y = f->kp[i].y;
+        for (int w = 0; w < PS_WINDOWS; w++)
+            if (x >= rect[w][0] && x < rect[w][2] && y >= rect[w][1] && y < rect[w][3])
+                m |= (uint16_t)(1u << (1 + w));
+        lanes[i] = m;
+    }
+}
+
+/* The distinct words of n descriptors, as ps_words_of lists them (word << 8 | count, ascending), and
+ * per word its count in each lane (PS_RETRIEVE_LANES bytes); the number of words, or -1 when out of
+ * memory. */
+static int words_with_lanes(const uint8_t *desc, int n, const uint16_t *lanes, uint32_t **words, uint8_t **lane_tf)
+{
+    *words = NULL;
+    *lane_tf = NULL;
+    const ps_vocab *v = ps_vocab_builtin();
+    if (!v || n <= 0)
+        return 0;
+    uint64_t *order = malloc((size_t)n * sizeof *order);
+    uint32_t *w = malloc((size_t)n * sizeof *w);
+    uint8_t *tf = calloc((size_t)n, PS_RETRIEVE_LANES);
+    if (!order || !w || !tf) {
+        free(order);
+        free(w);
+        free(tf);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = (uint64_t)ps_vocab_word(v, desc + (size_t)i * PS_DESC_BYTES) << 32 | (uint32_t)i;
+    qsort(order, (size_t)n, sizeof *order, cmp_u64);
+    int k = 0;
+    for (int i = 0; i < n;) {
+        uint32_t word = (uint32_t)(order[i] >> 32);
+        uint8_t *row = tf + (size_t)k * PS_RETRIEVE_LANES;
+        int j = i;
+        for (; j < n && (uint32_t)(order[j] >> 32) == word; j++)
+            for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++)
+                if (lanes[(uint32_t)order[j]] >> lane & 1 && row[lane] < 255)
+                    row[lane]++;
+        w[k++] = word << 8 | row[0];
+        i = j;
+    }
+    free(order);
+    *words = w;
+    *lane_tf = tf;
+    return k;
+}
 
 provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height, int max_features,
                                     provscan_local **out)
@@ -33,15 +117,24 @@ provscan_status ps_local_from_image(const provscan_image *img, int source_width,
     l->source_width = l->query_width = source_width;
     l->source_height = l->query_height = source_height;
     uint8_t *mirrored = malloc((size_t)l->f.n * PS_DESC_BYTES);
-    if (!mirrored) {
+    uint16_t *lanes = malloc((size_t)l->f.n * sizeof *lanes);
+    if (!mirrored || !lanes) {
+        free(mirrored);
+        free(lanes);
         ps_local_free(l);
         return PROVSCAN_E_NOMEM;
     }
     for (int i = 0; i < l->f.n; i++)
         ps_desc_mirror(l->f.desc + (size_t)i * PS_DESC_BYTES, mirrored + (size_t)i * PS_DESC_BYTES);
-    l->nwords[0] = ps_words_of(l->f.desc, l->f.n, &l->words[0]);
-    l->nwords[1] = ps_words_of(mirrored, l->f.n, &l->words[1]);
+    /* a mirrored descriptor keeps its feature's place, so both orientations share the lanes */
+    feature_lanes(&l->f, lanes);
+    for (int i = 0; i < l->f.n; i++)
+        for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++)
+            l->lane_features[lane] += lanes[i] >> lane & 1;
+    l->nwords[0] = words_with_lanes(l->f.desc, l->f.n, lanes, &l->words[0], &l->lane_tf[0]);
+    l->nwords[1] = words_with_lanes(mirrored, l->f.n, lanes, &l->words[1], &l->lane_tf[1]);
     free(mirrored);
+    free(lanes);
     if (l->nwords[0] < 0 || l->nwords[1] < 0 || ps_match_query_prepare(&l->f, &l->match) != PROVSCAN_OK) {
         ps_local_free(l);
         return PROVSCAN_E_NOMEM;
@@ -203,6 +296,8 @@ void ps_local_free(provscan_local *l)
     ps_features_free(&l->f);
     free(l->words[0]);
     free(l->words[1]);
+    free(l->lane_tf[0]);
+    free(l->lane_tf[1]);
     free(l);
 }
 
@@ -290,20 +385,23 @@ static void heap_push(ps_local_candidate *h, size_t *n, size_t max, ps_local_can
  * so the candidates do not depend on how works are spread over segments): a word most works hold
  * (flat skies, text strokes) says little about which work a pasted or cropped region comes from.
  * idf = ln(1 + N / df). The weights are integers, scaled so that the largest possible sum per
- * record and orientation fits the 16-bit accumulators; the returned factor turns an accumulated
- * sum back into shared words weighted relative to the query's mean idf, so scores keep the scale
- * of a plain word overlap (PS_RETRIEVE_MIN_SCORE). */
-static double retrieval_weights(const ps_view *view, const provscan_local *q, uint16_t *weight)
+ * record and orientation fits the 16-bit accumulators (a window's sums are parts of the whole's);
+ * scale[lane] turns an accumulated sum back into shared words weighted relative to the mean idf of
+ * the lane's features, so scores keep the scale of a plain word overlap (PS_RETRIEVE_MIN_SCORE). */
+static void retrieval_weights(const ps_view *view, const provscan_local *q, uint16_t *weight,
+                              double scale[PS_RETRIEVE_LANES])
 {
     uint64_t nrec = 0;
     for (size_t s = 0; s < view->n; s++)
         nrec += view->segs[s]->records;
-    double sum_idf_tf[2] = {0, 0}, sum_tf[2] = {0, 0}, max_sum = 0;
+    double sum_idf_tf[2] = {0, 0}, max_sum = 0, lane_idf_tf[PS_RETRIEVE_LANES] = {0},
+           lane_tf[PS_RETRIEVE_LANES] = {0};
     int nlists = q->nwords[0] + q->nwords[1];
     double *idf = malloc(((size_t)nlists + 1) * sizeof *idf);
     if (!idf) {
         memset(weight, 0, ((size_t)nlists + 1) * sizeof *weight);
-        return 0;
+        memset(scale, 0, PS_RETRIEVE_LANES * sizeof *scale);
+        return;
     }
     for (int o = 0, l = 0; o < 2; o++) {
         for (int i = 0; i < q->nwords[o]; i++, l++) {
@@ -317,7 +415,11 @@ static double retrieval_weights(const ps_view *view, const provscan_local *q, ui
             }
             idf[l] = df ? log(1.0 + (double)nrec / (double)df) : 0;
             sum_idf_tf[o] += idf[l] * tq;
-            sum_tf[o] += tq;
+            const uint8_t *tf = q->lane_tf[o] + (size_t)i * PS_RETRIEVE_LANES;
+            for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++) {
+                lane_idf_tf[lane] += idf[l] * tf[lane];
+                lane_tf[lane] += tf[lane];
+            }
         }
         if (sum_idf_tf[o] > max_sum)
             max_sum = sum_idf_tf[o];
@@ -327,8 +429,10 @@ static double retrieval_weights(const ps_view *view, const provscan_local *q, ui
     for (int l = 0; l < nlists; l++)
         weight[l] = (uint16_t)floor(idf[l] * k);
     free(idf);
-    double mean_idf = sum_tf[0] + sum_tf[1] > 0 ? (sum_idf_tf[0] + sum_idf_tf[1]) / (sum_tf[0] + sum_tf[1]) : 1;
-    return mean_idf > 0 ? 1.0 / (k * mean_idf) : 0;
+    for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++) {
+        double mean_idf = lane_tf[lane] > 0 ? lane_idf_tf[lane] / lane_tf[lane] : lane == 0 ? 1 : 0;
+        scale[lane] = mean_idf > 0 ? 1.0 / (k * mean_idf) : 0;
+    }
 }
 
 static int best_first(const void *a, const void *b)
@@ -344,113 +448,218 @@ static int best_first(const void *a, const void *b)
 #define READ_MARGIN_NUM 13u
 #define READ_MARGIN_DEN 10u
 
-size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out)
+static int readings_of(unsigned plain, unsigned mirrored)
 {
-    size_t found = 0;
+    unsigned shared = plain > mirrored ? plain : mirrored, weaker = plain > mirrored ? mirrored : plain;
+    return shared * READ_MARGIN_DEN <= weaker * READ_MARGIN_NUM ? PS_READ_BOTH
+           : plain >= mirrored                                  ? PS_READ_PLAIN
+                                                                : PS_READ_MIRRORED;
+}
+
+/* One ranking of retrieval: the whole part's (lane 0) or one window's, each a heap of the best. */
+typedef struct ranking {
+    ps_local_candidate *heap;
+    size_t found, max;
+    double scale, scale2_per_nq, nq;
+} ranking;
+
+/* Offers record r of segment s with word overlaps plain / mirrored (accumulated, weighted) to a
+ * ranking; *live (-1 = not yet known) and *key, the record's PDQ prefix, are read once per record. 1
+ * when the record went to the heap, whose floor may then have risen. */
+static int offer(ranking *k, const ps_view *view, size_t s, uint32_t r, double nd, unsigned plain, unsigned mirrored,
+                 int *live, uint64_t *key)
+{
+    unsigned shared = plain > mirrored ? plain : mirrored;
+    if (!shared)
+        return 0;
+    /* Almost every record is touched and few can enter a heap: a square-root-free bound (with a
+     * margin far above rounding) rejects the rest before the exact score. */
+    float floor_score = k->found < k->max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, k->heap[0].score);
+    if ((double)shared * shared * k->scale2_per_nq < (double)floor_score * floor_score * nd * 0.999)
+        return 0;
+    float score = (float)(shared * k->scale / sqrt(k->nq * nd));
+    if (score < PS_RETRIEVE_MIN_SCORE)
+        return 0;
+    if (*live < 0) {
+        const int64_t *ids = ps_segment_section(view->segs[s], PS_SEC_IDS, NULL);
+        const uint8_t *codes = ps_segment_section(view->segs[s], PS_SEC_CODES, NULL);
+        *live = !ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]);
+        for (int b = 0; b < 8; b++)
+            *key = *key << 8 | codes[(size_t)r * 32 + b];
+    }
+    if (*live)
+        heap_push(k->heap, &k->found, k->max,
+                  (ps_local_candidate){(uint32_t)s, r, score, readings_of(plain, mirrored), *key});
+    return *live;
+}
+
+/* The least overlap per lane that can pass offer()'s bound for a record of nd descriptors, rounded
+ * down and at least 1 (offer() decides exactly); lanes that do not rank get the largest value. */
+static void pass_floors(const ranking *rank, int nrank, const int *lane_of, double nd, uint16_t *floors)
+{
+    for (int v = 0; v < PS_RETRIEVE_LANES; v++)
+        floors[v] = UINT16_MAX;
+    for (int j = 0; j < nrank; j++) {
+        const ranking *k = &rank[j];
+        float floor_score = k->found < k->max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, k->heap[0].score);
+        double least = floor_score * sqrt(nd * 0.999 / k->scale2_per_nq);
+        floors[lane_of[j]] = least >= UINT16_MAX ? UINT16_MAX : least < 1 ? 1 : (uint16_t)least;
+    }
+}
+
+_Static_assert(PS_WINDOWS + 1 <= PS_RETRIEVE_LANES, "a lane per window and one for the whole part");
+
+/* A record's lanes in one orientation, added as one vector (GCC and Clang lower it to the target's
+ * vector instructions, or to scalar code where it has none). */
+typedef uint16_t lane_vec __attribute__((vector_size(PS_RETRIEVE_LANES * sizeof(uint16_t))));
+
+size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out,
+                         ps_local_candidate *window_out, size_t *nwindow)
+{
+    enum { L = PS_RETRIEVE_LANES };
+    if (nwindow)
+        *nwindow = 0;
     if (!q || max == 0)
         return 0;
     int nlists = q->nwords[0] + q->nwords[1];
     uint16_t *weight = malloc(((size_t)nlists + 1) * sizeof *weight);
-    if (!weight)
+    /* per word list, what a posting of a work holding the word once adds to each lane */
+    uint16_t *step = malloc(((size_t)nlists + 1) * L * sizeof *step);
+    ps_local_candidate *window_heap = window_out ? malloc(PS_WINDOWS * PS_WINDOW_CANDIDATES * sizeof *window_heap) : NULL;
+    if (!weight || !step || (window_out && !window_heap)) {
+        free(weight);
+        free(step);
+        free(window_heap);
         return 0;
-    double scale = retrieval_weights(view, q, weight);
-    double scale2_per_nq = scale * scale / (double)q->f.n;
+    }
+    double scale[L];
+    retrieval_weights(view, q, weight, scale);
+    /* the rankings: the whole part's (lane 0), then each window's that has features enough (lane v) */
+    ranking rank[1 + PS_WINDOWS];
+    int lane_of[1 + PS_WINDOWS] = {0}, nrank = 1;
+    rank[0] = (ranking){out, 0, max, scale[0], scale[0] * scale[0] / q->f.n, q->f.n};
+    for (int v = 1; window_heap && v <= PS_WINDOWS; v++)
+        if (q->lane_features[v] >= PS_WINDOW_MIN_FEATURES && scale[v] > 0) {
+            double nq = q->lane_features[v];
+            lane_of[nrank] = v;
+            rank[nrank++] = (ranking){window_heap + (size_t)(v - 1) * PS_WINDOW_CANDIDATES, 0, PS_WINDOW_CANDIDATES,
+                                      scale[v], scale[v] * scale[v] / nq, nq};
+        }
+    for (int o = 0, l = 0; o < 2; o++)
+        for (int i = 0; i < q->nwords[o]; i++, l++) {
+            const uint8_t *tf = q->lane_tf[o] + (size_t)i * L;
+            uint16_t *st = step + (size_t)l * L;
+            memset(st, 0, L * sizeof *st);
+            for (int j = 0; j < nrank; j++)
+                st[lane_of[j]] = tf[lane_of[j]] ? weight[l] : 0;
+        }
+    lane_vec floors;
+    double floors_nd = -1; /* the record size floors holds, -1 when to recompute */
     for (size_t s = 0; s < view->n; s++) {
         const ps_segment *seg = view->segs[s];
         uint64_t noff, npost, nentries;
         const uint32_t *off = ps_segment_section(seg, PS_SEC_INV_OFFSETS, &noff);
         const uint32_t *post = ps_segment_section(seg, PS_SEC_INV_POSTINGS, &npost);
         const ps_feat_entry *entries = ps_segment_section(seg, PS_SEC_FEAT_INDEX, &nentries);
-        const int64_t *ids = ps_segment_section(seg, PS_SEC_IDS, NULL);
-        const uint8_t *codes = ps_segment_section(seg, PS_SEC_CODES, NULL);
         size_t n = (size_t)seg->records;
         if (!off || !post || !entries || n == 0)
             continue;
         uint32_t nv = (uint32_t)(noff / 4 - 1);
-        /* Word overlap per record and orientation (side by side), over blocks of records small enough
-         * for the accumulators to stay in cache: each word's postings ascend by record, so a cursor per
-         * query word walks its list once over all blocks. */
+        /* Word overlap per record, orientation and lane, over blocks of records small enough for the
+         * accumulators to stay in cache: each word's postings ascend by record, so a cursor per query
+         * word walks its list once over all blocks. A record's lanes are one vector per orientation. */
         size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
-        /* per record: plain overlap in acc[0 .. block), mirrored in acc[block .. 2 block), so each
-         * orientation's lists touch half the memory */
-        uint16_t *acc = malloc(4 * block);
-        uint32_t *cursor = malloc(((size_t)nlists + 1) * sizeof *cursor);
+        uint16_t *acc = aligned_alloc(sizeof(lane_vec), block * 2 * L * sizeof *acc);
+        /* a list's walk: from cursor to stop, both read here once rather than from the segment's
+         * offsets per block (out of cache by then) */
+        uint32_t *cursor = malloc(((size_t)nlists + 1) * 2 * sizeof *cursor);
         if (!acc || !cursor) {
             free(acc);
             free(cursor);
             continue;
         }
-        memset(acc, 0, 4 * block);
+        uint32_t *stop = cursor + nlists + 1;
+        memset(acc, 0, block * 2 * L * sizeof *acc);
         for (int o = 0, l = 0; o < 2; o++)
             for (int i = 0; i < q->nwords[o]; i++, l++) {
                 uint32_t w = q->words[o][i] >> 8;
-                cursor[l] = w < nv ? off[w] : 0;
+                cursor[l] = w < nv && weight[l] ? off[w] : 0;
+                stop[l] = w < nv && weight[l] ? off[w + 1] : 0;
             }
         for (size_t b0 = 0; b0 < n; b0 += block) {
             size_t b1 = n - b0 < block ? n : b0 + block;
             uint32_t span = (uint32_t)(b1 - b0);
             for (int o = 0, l = 0; o < 2; o++)
                 for (int i = 0; i < q->nwords[o]; i++, l++) {
-                    uint32_t w = q->words[o][i] >> 8, tq = q->words[o][i] & 0xFF;
+                    uint32_t tq = q->words[o][i] & 0xFF, p = cursor[l], end = stop[l];
                     uint16_t wt = weight[l];
-                    if (w >= nv || wt == 0)
+                    if (p >= end)
                         continue;
-                    uint32_t p = cursor[l], end = off[w + 1];
-                    uint16_t *acc_o = acc + (size_t)o * block;
+                    uint16_t *acc_o = acc + (size_t)o * L;
+                    /* each list resumes once per block, most often out of cache: the read of a
+                     * list a few ahead starts now */
+                    if (l + RETRIEVE_PREFETCH < nlists)
+                        __builtin_prefetch(post + cursor[l + RETRIEVE_PREFETCH]);
+                    lane_vec add1;
+                    memcpy(&add1, step + (size_t)l * L, sizeof add1);
                     /* t outside the block: its end, or damaged postings (out of order), where the
-                     * list stops rather than misreads. A word the query holds once adds its weight
-                     * (min(1, tr) = 1), the common case, in a loop without the multiply. */
-                    if (tq == 1)
-                        for (; p < end; p++) {
-                            uint32_t t = (post[p] >> 8) - (uint32_t)b0;
-                            if (t >= span)
-                                break;
-                            acc_o[t] += wt;
+                     * list stops rather than misreads. A work holding the word once adds the
+                     * word's weight to each lane holding it (min(tf, 1) = 1), the common case. */
+                    for (; p < end; p++) {
+                        uint32_t t = (post[p] >> 8) - (uint32_t)b0, tr = post[p] & 0xFF;
+                        if (t >= span)
+                            break;
+                        uint16_t *a = acc_o + (size_t)t * 2 * L;
+                        if (tq == 1 || tr == 1)
+                            *(lane_vec *)a += add1;
+                        else {
+                            const uint8_t *tf = q->lane_tf[o] + (size_t)i * L;
+                            for (int v = 0; v < L; v++)
+                                a[v] += (uint16_t)(add1[v] ? wt * (tf[v] < tr ? tf[v] : tr) : 0);
                         }
-                    else
-                        for (; p < end; p++) {
-                            uint32_t t = (post[p] >> 8) - (uint32_t)b0, tr = post[p] & 0xFF;
-                            if (t >= span)
-                                break;
-                            acc_o[t] += (uint16_t)(wt * (tq < tr ? tq : tr));
-                        }
+                    }
                     cursor[l] = p;
                 }
             /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
             for (size_t t = 0; t < b1 - b0; t++) {
-                unsigned a[2] = {acc[t], acc[block + t]};
-                if (!(a[0] | a[1]))
-                    continue;
-                acc[t] = acc[block + t] = 0; /* ready for the next block */
+                lane_vec *a = (lane_vec *)(acc + t * 2 * L);
                 uint32_t r = (uint32_t)(b0 + t);
-                unsigned shared = a[0] > a[1] ? a[0] : a[1];
                 double nd = entries[r].ndesc ? entries[r].ndesc : 1;
-                /* Almost every record is touched and few can enter the heap: a square-root-free bound
-                 * (with a margin far above rounding) rejects the rest before the exact score. */
-                float floor_score = found < max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, out[0].score);
-                double bound = (double)shared * shared * scale2_per_nq;
-                if (bound < (double)floor_score * floor_score * nd * 0.999)
-                    continue;
-                double norm = sqrt((double)q->f.n * nd);
-                float score = (float)(shared * scale / norm);
-                if (score < PS_RETRIEVE_MIN_SCORE || ps_u64set_has(view->tombstones[s], (uint64_t)ids[r]))
-                    continue;
-                uint64_t key = 0;
-                for (int b = 0; b < 8; b++)
-                    key = key << 8 | codes[(size_t)r * 32 + b];
-                unsigned weaker = a[0] > a[1] ? a[1] : a[0];
-                int readings = shared * READ_MARGIN_DEN <= weaker * READ_MARGIN_NUM ? PS_READ_BOTH
-                               : a[0] >= a[1]                                         ? PS_READ_PLAIN
-                                                                                      : PS_READ_MIRRORED;
-                heap_push(out, &found, max, (ps_local_candidate){(uint32_t)s, r, score, readings, key});
+                /* most records reach no ranking's floor: one vector test rules them out */
+                if (nd != floors_nd) {
+                    pass_floors(rank, nrank, lane_of, nd, (uint16_t *)&floors);
+                    floors_nd = nd;
+                }
+                lane_vec plain = a[0], mirrored = a[1], up = (lane_vec)(plain > mirrored);
+                lane_vec pass = (lane_vec)(((plain & up) | (mirrored & ~up)) >= floors);
+                uint64_t words[sizeof(lane_vec) / sizeof(uint64_t)], any = 0;
+                memcpy(words, &pass, sizeof words);
+                for (size_t u = 0; u < sizeof words / sizeof *words; u++)
+                    any |= words[u];
+                if (any) {
+                    int live = -1, pushed = 0;
+                    uint64_t key = 0;
+                    for (int j = 0; j < nrank; j++)
+                        pushed |= offer(&rank[j], view, s, r, nd, a[0][lane_of[j]], a[1][lane_of[j]], &live, &key);
+                    if (pushed)
+                        floors_nd = -1; /* a floor rose */
+                }
+                a[0] = a[1] = (lane_vec){0}; /* ready for the next block */
             }
         }
         free(acc);
         free(cursor);
     }
     free(weight);
-    qsort(out, found, sizeof *out, best_first);
-    return found;
+    free(step);
+    qsort(out, rank[0].found, sizeof *out, best_first);
+    for (int j = 1; j < nrank; j++) {
+        qsort(rank[j].heap, rank[j].found, sizeof *rank[j].heap, best_first);
+        memcpy(window_out + *nwindow, rank[j].heap, rank[j].found * sizeof *window_out);
+        *nwindow += rank[j].found;
+    }
+    free(window_heap);
+    return rank[0].found;
 }
 
 /* Local verification of a query against a work's features; regions: query in full-resolution

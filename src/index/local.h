@@ -21,6 +21,23 @@
 #define PS_DARK_LEVEL 40
 #define PS_DARK_BORDER_SHARE 0.5
 
+/* Retrieval windows (docs/features.md, "Windows"): a region pasted into another picture holds a minority
+ * of the query's features, and the rest (the new background) spread chance votes over the corpus, which
+ * can outrank the work the region comes from. So the whole query's retrieval also ranks works by the
+ * words of its features inside each of PS_WINDOWS overlapping windows (the four corners' and the
+ * centre's, each PS_WINDOW_SHARE of the query's width and height), in the same pass over the inverted
+ * files; the best PS_WINDOW_CANDIDATES of each window with at least PS_WINDOW_MIN_FEATURES features
+ * are verified with the whole query's features, like the whole query's candidates. */
+#define PS_WINDOWS 5
+#define PS_WINDOW_SHARE 0.6
+#define PS_WINDOW_CANDIDATES 4
+#define PS_WINDOW_MIN_FEATURES 20
+/* Retrieval accumulates lane 0 for the whole part and lane 1 + w for window w: 8 lanes of 16 bits,
+ * one 16-byte vector per record and orientation. */
+#define PS_RETRIEVE_LANES 8
+/* Window w (0 .. PS_WINDOWS - 1) of a part of width x height pixels: x0, y0, x1, y1 (x0 <= x < x1). */
+void ps_window_rect(int window, int width, int height, double rect[4]);
+
 struct provscan_local {
     ps_features f;                    /* in pixels of the decoded query (or tile) */
     int source_width, source_height;  /* this part's upright full-resolution size */
@@ -28,6 +45,9 @@ struct provscan_local {
     int query_width, query_height;    /* the whole query's full-resolution size */
     uint32_t *words[2];               /* distinct words of the descriptors [0] and of their mirrors [1] */
     int nwords[2];
+    uint8_t *lane_tf[2];              /* per word of words[o], PS_RETRIEVE_LANES counts: how many of this
+                                         part's features (lane 0) and of each window's hold the word */
+    int lane_features[PS_RETRIEVE_LANES]; /* features in the part (lane 0) and in each window */
     ps_match_query *match;            /* f prepared for matching against each candidate */
     int ntiles;                       /* further parts of a whole query: its tiles (none unless asked
                                          for), then its dark-background reading (if it has one) */
@@ -84,8 +104,11 @@ int ps_view_build(provscan_index *const *shards, size_t nshards, ps_view *out);
 void ps_view_free(ps_view *v);
 
 /* Candidates from the inverted files of every segment: works sharing enough visual words with the
- * query (in either orientation), best first, at most max. Tombstoned records are skipped. */
-size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out);
+ * query (in either orientation), best first, at most max. Tombstoned records are skipped. With
+ * window_out (room for PS_WINDOWS x PS_WINDOW_CANDIDATES), also each window's best, window by window
+ * and best first within one, their number in *nwindow; a work may be among several lists. */
+size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out,
+                         ps_local_candidate *window_out, size_t *nwindow);
 
 /* Evidence for one (query, work) pair. */
 typedef struct ps_evidence {

@@ -254,10 +254,15 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     enum { PARTS = PS_QUERY_PARTS };
     ps_local_candidate *retrieved = local ? calloc((nq ? nq : 1) * PARTS * ncand, sizeof *retrieved) : NULL;
     size_t *nretrieved = calloc((nq ? nq : 1) * PARTS, sizeof *nretrieved);
+    /* and the whole query's windows (PS_WINDOWS), each verified with the whole query's features */
+    enum { WINDOWED = PS_WINDOWS * PS_WINDOW_CANDIDATES };
+    ps_local_candidate *windowed = local ? calloc((nq ? nq : 1) * WINDOWED, sizeof *windowed) : NULL;
+    size_t *nwindowed = calloc(nq ? nq : 1, sizeof *nwindowed);
     task *tasks = NULL;
     size_t ntasks = 0;
     provscan_status s = PROVSCAN_OK;
-    if (!out->count || !out->match || !lists || !nretrieved || (local && !retrieved) || (want_nearest && !nearest))
+    if (!out->count || !out->match || !lists || !nretrieved || !nwindowed || (local && (!retrieved || !windowed)) ||
+        (want_nearest && !nearest))
         s = ps_fail(err, PROVSCAN_E_NOMEM, "out of memory");
 
     /* Global stage: every record's PDQ distance to the query's 8 variants. */
@@ -278,17 +283,23 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
         for (size_t qp = 0; qp < nq * PARTS; qp++) {
             const provscan_local *part = ps_local_part(queries[qp / PARTS].local, (int)(qp % PARTS));
-            nretrieved[qp] = part ? ps_local_retrieve(vw, part, ncand, retrieved + qp * ncand) : 0;
+            int whole = qp % PARTS == 0;
+            nretrieved[qp] = part ? ps_local_retrieve(vw, part, ncand, retrieved + qp * ncand,
+                                                      whole ? windowed + qp / PARTS * WINDOWED : NULL,
+                                                      whole ? &nwindowed[qp / PARTS] : NULL)
+                                  : 0;
         }
     }
     /* Every (query, candidate) pair once: global candidates first (distinct records already), then
      * the nearest by PDQ and the retrieved ones not among them; then, for a query with tiles, what
-     * each tile retrieved, verified with that tile's features. */
+     * each tile retrieved, verified with that tile's features; then what the whole query's windows
+     * retrieved, verified with the whole query's features. */
     size_t cap_tasks = 0;
     for (size_t q = 0; s == PROVSCAN_OK && q < nq; q++) {
         size_t need = ntasks + lists[q].n + (nearest ? nearest[q].n : 0);
         for (int p = 0; p < PARTS; p++)
             need += nretrieved[q * PARTS + (size_t)p];
+        need += nwindowed[q];
         if (need > cap_tasks) {
             cap_tasks = need * 2 + 64;
             task *t = realloc(tasks, cap_tasks * sizeof *t);
@@ -318,6 +329,11 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
                 /* the PDQ distance is not known from the global stage: computed when the pair is scored */
                 add_task(tasks, &ntasks, first, (uint32_t)q, p, c->seg, c->record, ids[c->record], -1, 0, c->readings);
             }
+        for (size_t i = 0; i < nwindowed[q]; i++) {
+            const ps_local_candidate *c = &windowed[q * WINDOWED + i];
+            const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
+            add_task(tasks, &ntasks, first, (uint32_t)q, 0, c->seg, c->record, ids[c->record], -1, 0, c->readings);
+        }
     }
 
     /* Score every pair: the PDQ distance when the global stage did not give it, local verification,
@@ -400,6 +416,8 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     free(nearest);
     free(retrieved);
     free(nretrieved);
+    free(windowed);
+    free(nwindowed);
     free(tasks);
     if (s != PROVSCAN_OK)
         provscan_results_free(out);
