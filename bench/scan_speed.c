@@ -14,7 +14,7 @@
 #include "search/search.h"
 #include "provscan.h"
 
-/* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates N]
+/* usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates N] [--no-windows]
  *
  * Per query, one thread, in this order: provscan_analyze_file with local features (decode, PDQ over 8
  * variants, features, visual words); provscan_index_search with the global stage only; the same for
@@ -26,7 +26,7 @@
  * - retrieval.
  * Then the whole set as one batch (what `provscan batch` does) with 1 and T threads: analysis and
  * search throughput. --candidates N: works verified from retrieval (scan --candidates; default
- * PROVSCAN_LOCAL_CANDIDATES). Prints medians, 95th percentiles and the single-core pipeline rate, and the
+ * PROVSCAN_LOCAL_CANDIDATES); --no-windows: retrieval without the query's windows (scan --no-windows). Prints medians, 95th percentiles and the single-core pipeline rate, and the
  * process's peak RSS. Each query's stages run back to back, so caches are as warm as in a real scan
  * of many images; the index's pages are read once before timing (a corpus index in use is cached). */
 
@@ -67,7 +67,7 @@ int main(int argc, char **argv)
     const char *index = NULL, *dir = NULL;
     long limit = 0;
     int jobs = omp_get_num_procs();
-    int ncand = PROVSCAN_LOCAL_CANDIDATES;
+    int ncand = PROVSCAN_LOCAL_CANDIDATES, no_windows = 0;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--limit") && i + 1 < argc)
             limit = atol(argv[++i]);
@@ -75,13 +75,15 @@ int main(int argc, char **argv)
             jobs = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--candidates") && i + 1 < argc)
             ncand = atoi(argv[++i]);
+        else if (!strcmp(argv[i], "--no-windows"))
+            no_windows = 1;
         else if (!index)
             index = argv[i];
         else
             dir = argv[i];
     }
     if (!index || !dir || ncand < 1 || ncand > PROVSCAN_LOCAL_CANDIDATES_MAX) {
-        fprintf(stderr, "usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates 1..%d]\n",
+        fprintf(stderr, "usage: scan_speed INDEX QUERYDIR [--limit N] [--jobs T] [--candidates 1..%d] [--no-windows]\n",
                 PROVSCAN_LOCAL_CANDIDATES_MAX);
         return 2;
     }
@@ -141,7 +143,7 @@ int main(int argc, char **argv)
         }
         double s1 = seconds();
         provscan_search_options g = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = 1, .local = 0,
-                                     .local_candidates = ncand};
+                                     .local_candidates = ncand, .no_windows = no_windows};
         provscan_results r;
         if (provscan_index_search(idx, &a[n], 1, &g, &r, &err) != PROVSCAN_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -165,7 +167,7 @@ int main(int argc, char **argv)
         }
         double s2 = seconds();
         if (a[n].local)
-            ps_local_retrieve(&view, a[n].local, (size_t)ncand, cands, windowed, &nwindowed);
+            ps_local_retrieve(&view, a[n].local, (size_t)ncand, cands, no_windows ? NULL : windowed, &nwindowed);
         double s3 = seconds();
         provscan_search_options f = g;
         f.local = 1;
@@ -206,7 +208,8 @@ int main(int argc, char **argv)
         }
         double b1 = seconds();
         provscan_search_options f = {.top_k = 5, .max_distance = PROVSCAN_PDQ_POSSIBLE_DISTANCE, .jobs = threads[k],
-                                     .local = 1, .min_probability = 0.025, .local_candidates = ncand};
+                                     .local = 1, .min_probability = 0.025, .local_candidates = ncand,
+                                     .no_windows = no_windows};
         provscan_results r;
         if (provscan_index_search(idx, b, n, &f, &r, &err) != PROVSCAN_OK) {
             fprintf(stderr, "%s\n", err.message);
@@ -225,8 +228,8 @@ int main(int argc, char **argv)
     getrusage(RUSAGE_SELF, &ru);
     printf("index %s: %llu works, %.1f MB on disk, opened and mapped in %.3f s\n", index,
            (unsigned long long)info.works, (double)info.bytes / 1e6, t_open);
-    printf("queries: %zu from %s (%zu flagged at p >= %.1f), %d candidates verified from retrieval\n\n", n, dir,
-           flagged, PROVSCAN_MATCH_PROBABILITY, ncand);
+    printf("queries: %zu from %s (%zu flagged at p >= %.1f), %d candidates verified from retrieval%s\n\n", n,
+           dir, flagged, PROVSCAN_MATCH_PROBABILITY, ncand, no_windows ? ", no windows" : "");
     printf("per query, 1 thread         median ms    p95 ms   share of pipeline\n");
     const char *names[] = {"analysis (decode, hashes, features)", "global stage (PDQ, 16 variants)",
                            "nearest by PDQ (brute-force pass)", "local retrieval (visual words)",

@@ -361,6 +361,9 @@ typedef struct provscan_search_options {
     double min_probability; /* locally found works below this probability are not listed */
     int local_candidates;   /* works verified per query from visual-word retrieval; 0: the default,
                                PROVSCAN_LOCAL_CANDIDATES (more find more crops and composites, slower) */
+    int no_windows;         /* 1: retrieval ranks works by the whole query's words only, not also by those
+                               of its windows (docs/features.md, "Windows"): faster, finds fewer
+                               regions pasted into other pictures */
 } provscan_search_options;
 
 #define PROVSCAN_LOCAL_CANDIDATES 64

@@ -19,6 +19,7 @@ typedef struct scan_policy {
     int local;                   /* run the local-feature stage */
     int local_candidates;        /* works verified per query from visual-word retrieval */
     int tiles;                   /* search queries' tiles: 1 always, -1 never, 0 for large queries only */
+    int no_windows;              /* retrieval without the query's windows */
     int top_k;
 } scan_policy;
 

@@ -48,6 +48,9 @@ int scan_common_option(int c, const char *cmd, scan_options *o)
     case 'W': /* --no-tiles */
         o->policy.tiles = c == 'L' ? 1 : -1;
         return 1;
+    case 'N': /* --no-windows */
+        o->policy.no_windows = 1;
+        return 1;
     case 's':
         if (o->nshards >= SEARCHER_MAX_SHARDS - 1)
             return cli_usage_error(cmd, "too many --shard options"), -1;

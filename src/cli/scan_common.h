@@ -14,13 +14,14 @@ typedef struct scan_options {
     const char *evidence_dir;
 } scan_options;
 
-/* getopt letters: k t p D G C L W s J P E (see SCAN_COMMON_LONGOPTS). */
+/* getopt letters: k t p D G C L W N s J P E (see SCAN_COMMON_LONGOPTS). */
 #define SCAN_COMMON_SHORT "k:t:p:D:s:J:E:"
 #define SCAN_COMMON_LONGOPTS                                                                                     \
     {"top", required_argument, NULL, 'k'}, {"threshold", required_argument, NULL, 't'},                         \
         {"possible", required_argument, NULL, 'p'}, {"max-distance", required_argument, NULL, 'D'},             \
         {"no-local", no_argument, NULL, 'G'}, {"candidates", required_argument, NULL, 'C'},                     \
         {"tiles", no_argument, NULL, 'L'}, {"no-tiles", no_argument, NULL, 'W'},                                \
+        {"no-windows", no_argument, NULL, 'N'},                                                                 \
         {"shard", required_argument, NULL, 's'},                                                                \
         {"jobs", required_argument, NULL, 'J'}, {"max-pixels", required_argument, NULL, 'P'},                   \
         {"evidence-dir", required_argument, NULL, 'E'}
@@ -44,6 +45,9 @@ typedef struct scan_options {
     "                          size (by default only queries of 1280 pixels or more get them):\n"             \
     "                          finds works pasted small into pictures; 2-2.5 times the search time\n"         \
     "      --no-tiles          never search tiles\n"                                                           \
+    "      --no-windows        retrieve candidates by the whole query's visual words only, not also\n"      \
+    "                          by those of 5 windows of it: faster on a large corpus, but\n"     \
+    "                          finds fewer works pasted into other pictures\n"                             \
     "  -s, --shard DIR         also search this index (repeatable); results merge as one corpus\n"                 \
     "  -E, --evidence-dir DIR  write a side-by-side picture for each flagged image's best match\n"                 \
     "  -J, --jobs N            threads (default: all cores)\n"                                                     \

@@ -42,7 +42,8 @@ provscan_status searcher_search(searcher *s, const provscan_analysis *queries, s
                                     .jobs = jobs,
                                     .local = policy->local,
                                     .min_probability = policy->possible_probability / 4,
-                                    .local_candidates = policy->local_candidates};
+                                    .local_candidates = policy->local_candidates,
+                                    .no_windows = policy->no_windows};
     provscan_status st = provscan_index_search_shards(s->shard, (size_t)s->n, queries, nq, &opts, out, err);
     if (st != PROVSCAN_OK)
         provscan_results_free(out);

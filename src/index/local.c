@@ -14,9 +14,10 @@
  * words of 500 x 500 descriptors over a 64k vocabulary, 0.008); partial copies can share as few as
  * 5-10 words, because only a quarter to a half of the true matching pairs land in the same leaf. */
 #define PS_RETRIEVE_MIN_SCORE 0.01f
-/* records per accumulator block: 2 orientations x PS_RETRIEVE_LANES x 2 bytes each, 512 KiB, within a
- * core's L2 */
-#define RETRIEVE_BLOCK 16384
+/* records per accumulator block, within a core's L2: 2 x 2 bytes each without windows (256 KiB), 2
+ * orientations x PS_RETRIEVE_LANES x 2 bytes with them (512 KiB) */
+#define RETRIEVE_BLOCK 65536
+#define RETRIEVE_BLOCK_LANES 16384
 /* lists ahead whose next postings are fetched while one is walked */
 #define RETRIEVE_PREFETCH 8
 
@@ -513,6 +514,139 @@ _Static_assert(PS_WINDOWS + 1 <= PS_RETRIEVE_LANES, "a lane per window and one f
  * vector instructions, or to scalar code where it has none). */
 typedef uint16_t lane_vec __attribute__((vector_size(PS_RETRIEVE_LANES * sizeof(uint16_t))));
 
+/* One retrieval over the segments: the query's lists and their cursors in the segment at hand. */
+typedef struct retrieval_pass {
+    const ps_view *view;
+    size_t s; /* the segment */
+    const provscan_local *q;
+    const uint16_t *weight, *step;
+    const uint32_t *post;
+    const ps_feat_entry *entries;
+    uint32_t *cursor, *stop;
+    ranking *rank;
+    const int *lane_of;
+    int nrank;
+    lane_vec floors;  /* pass_floors() for records of floors_nd descriptors */
+    double floors_nd; /* -1 when to recompute */
+} retrieval_pass;
+
+/* Adds the postings of records b0 .. b0 + span - 1 to acc: nl = 1, the whole part's count per record
+ * and orientation, the plain orientation's block then the mirrored one's; nl = PS_RETRIEVE_LANES, per
+ * record a vector of lanes for each orientation. Inlined with nl constant, so each layout gets its
+ * own loop. */
+static inline __attribute__((always_inline)) void accumulate(retrieval_pass *ps, uint16_t *acc, size_t block,
+                                                             uint32_t b0, uint32_t span, const int nl)
+{
+    const provscan_local *q = ps->q;
+    int nlists = q->nwords[0] + q->nwords[1];
+    for (int o = 0, l = 0; o < 2; o++)
+        for (int i = 0; i < q->nwords[o]; i++, l++) {
+            uint32_t tq = q->words[o][i] & 0xFF, p = ps->cursor[l], end = ps->stop[l];
+            uint16_t wt = ps->weight[l];
+            if (p >= end)
+                continue;
+            const uint32_t *post = ps->post;
+            /* one orientation's counts side by side (its lists touch half the memory); a record's two
+             * vectors of lanes side by side (the sweep reads them together) */
+            uint16_t *acc_o = nl == 1 ? acc + (size_t)o * block : acc + (size_t)o * PS_RETRIEVE_LANES;
+            /* each list resumes once per block, most often out of cache: the read of a list a few
+             * ahead starts now */
+            if (l + RETRIEVE_PREFETCH < nlists)
+                __builtin_prefetch(post + ps->cursor[l + RETRIEVE_PREFETCH]);
+            /* t outside the block: its end, or damaged postings (out of order), where the list
+             * stops rather than misreads. A work holding the word once (min(tq, tr) = 1 when either
+             * is 1) adds the word's weight, the common case, without the multiply. */
+            if (nl == 1 && tq == 1) {
+                for (; p < end; p++) {
+                    uint32_t t = (post[p] >> 8) - b0;
+                    if (t >= span)
+                        break;
+                    acc_o[t] += wt;
+                }
+            } else if (nl == 1) {
+                for (; p < end; p++) {
+                    uint32_t t = (post[p] >> 8) - b0, tr = post[p] & 0xFF;
+                    if (t >= span)
+                        break;
+                    acc_o[t] += (uint16_t)(wt * (tq < tr ? tq : tr));
+                }
+            } else {
+                lane_vec add1;
+                memcpy(&add1, ps->step + (size_t)l * PS_RETRIEVE_LANES, sizeof add1);
+                const uint8_t *tf = q->lane_tf[o] + (size_t)i * PS_RETRIEVE_LANES;
+                for (; p < end; p++) {
+                    uint32_t t = (post[p] >> 8) - b0, tr = post[p] & 0xFF;
+                    if (t >= span)
+                        break;
+                    uint16_t *a = acc_o + (size_t)t * 2 * PS_RETRIEVE_LANES;
+                    if (tq == 1 || tr == 1)
+                        *(lane_vec *)a += add1;
+                    else
+                        for (int v = 0; v < PS_RETRIEVE_LANES; v++)
+                            a[v] += (uint16_t)(add1[v] ? wt * (tf[v] < tr ? tf[v] : tr) : 0);
+                }
+            }
+            ps->cursor[l] = p;
+        }
+}
+
+/* Offers every record of the block that some ranking may take, and clears acc for the next block
+ * (a sequential sweep finds the records touched, cheaper than tracking them per posting). */
+static inline __attribute__((always_inline)) void sweep(retrieval_pass *ps, uint16_t *acc, size_t block, uint32_t b0,
+                                                        uint32_t span, const int nl)
+{
+    for (uint32_t t = 0; t < span; t++) {
+        uint32_t r = b0 + t;
+        int live = -1, pushed = 0;
+        uint64_t key = 0;
+        if (nl == 1) {
+            uint16_t *a = acc + t, *m = acc + block + t;
+            if (!(*a | *m))
+                continue;
+            double nd = ps->entries[r].ndesc ? ps->entries[r].ndesc : 1;
+            offer(&ps->rank[0], ps->view, ps->s, r, nd, *a, *m, &live, &key);
+            *a = *m = 0;
+            continue;
+        }
+        lane_vec *a = (lane_vec *)(acc + (size_t)t * 2 * PS_RETRIEVE_LANES), *m = a + 1;
+        double nd = ps->entries[r].ndesc ? ps->entries[r].ndesc : 1;
+        /* most records reach no ranking's floor: one vector test rules them out */
+        if (nd != ps->floors_nd) {
+            pass_floors(ps->rank, ps->nrank, ps->lane_of, nd, (uint16_t *)&ps->floors);
+            ps->floors_nd = nd;
+        }
+        lane_vec plain = *a, mirrored = *m, up = (lane_vec)(plain > mirrored);
+        lane_vec pass = (lane_vec)(((plain & up) | (mirrored & ~up)) >= ps->floors);
+        uint64_t words[sizeof(lane_vec) / sizeof(uint64_t)], any = 0;
+        memcpy(words, &pass, sizeof words);
+        for (size_t u = 0; u < sizeof words / sizeof *words; u++)
+            any |= words[u];
+        if (any) {
+            for (int j = 0; j < ps->nrank; j++)
+                pushed |= offer(&ps->rank[j], ps->view, ps->s, r, nd, plain[ps->lane_of[j]], mirrored[ps->lane_of[j]],
+                                &live, &key);
+            if (pushed)
+                ps->floors_nd = -1; /* a floor rose */
+        }
+        *a = *m = (lane_vec){0};
+    }
+}
+
+/* Each layout's block in a function of its own, so each hot loop gets the registers to itself. */
+static __attribute__((noinline)) void retrieve_block_whole(retrieval_pass *ps, uint16_t *acc, size_t block,
+                                                           uint32_t b0, uint32_t span)
+{
+    accumulate(ps, acc, block, b0, span, 1);
+    sweep(ps, acc, block, b0, span, 1);
+}
+
+static __attribute__((noinline)) void retrieve_block_lanes(retrieval_pass *ps, uint16_t *acc, size_t block,
+                                                           uint32_t b0, uint32_t span)
+{
+    accumulate(ps, acc, block, b0, span, PS_RETRIEVE_LANES);
+    sweep(ps, acc, block, b0, span, PS_RETRIEVE_LANES);
+}
+
 size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t max, ps_local_candidate *out,
                          ps_local_candidate *window_out, size_t *nwindow)
 {
@@ -553,102 +687,53 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
             for (int j = 0; j < nrank; j++)
                 st[lane_of[j]] = tf[lane_of[j]] ? weight[l] : 0;
         }
-    lane_vec floors;
-    double floors_nd = -1; /* the record size floors holds, -1 when to recompute */
+    retrieval_pass ps = {.view = view, .q = q, .weight = weight, .step = step, .rank = rank, .lane_of = lane_of,
+                         .nrank = nrank, .floors_nd = -1};
     for (size_t s = 0; s < view->n; s++) {
         const ps_segment *seg = view->segs[s];
         uint64_t noff, npost, nentries;
         const uint32_t *off = ps_segment_section(seg, PS_SEC_INV_OFFSETS, &noff);
-        const uint32_t *post = ps_segment_section(seg, PS_SEC_INV_POSTINGS, &npost);
-        const ps_feat_entry *entries = ps_segment_section(seg, PS_SEC_FEAT_INDEX, &nentries);
+        ps.post = ps_segment_section(seg, PS_SEC_INV_POSTINGS, &npost);
+        ps.entries = ps_segment_section(seg, PS_SEC_FEAT_INDEX, &nentries);
+        ps.s = s;
         size_t n = (size_t)seg->records;
-        if (!off || !post || !entries || n == 0)
+        if (!off || !ps.post || !ps.entries || n == 0)
             continue;
         uint32_t nv = (uint32_t)(noff / 4 - 1);
         /* Word overlap per record, orientation and lane, over blocks of records small enough for the
          * accumulators to stay in cache: each word's postings ascend by record, so a cursor per query
-         * word walks its list once over all blocks. A record's lanes are one vector per orientation. */
-        size_t block = n < RETRIEVE_BLOCK ? n : RETRIEVE_BLOCK;
-        uint16_t *acc = aligned_alloc(sizeof(lane_vec), block * 2 * L * sizeof *acc);
+         * word walks its list once over all blocks. Without windows a record holds 2 counts, with them
+         * one vector of lanes per orientation. */
+        int nl = nrank > 1 ? L : 1;
+        size_t block_max = nl > 1 ? RETRIEVE_BLOCK_LANES : RETRIEVE_BLOCK, block = n < block_max ? n : block_max;
+        size_t acc_bytes = (block * 2 * (size_t)nl * sizeof(uint16_t) + sizeof(lane_vec) - 1) / sizeof(lane_vec) *
+                           sizeof(lane_vec);
+        uint16_t *acc = aligned_alloc(sizeof(lane_vec), acc_bytes);
         /* a list's walk: from cursor to stop, both read here once rather than from the segment's
          * offsets per block (out of cache by then) */
-        uint32_t *cursor = malloc(((size_t)nlists + 1) * 2 * sizeof *cursor);
-        if (!acc || !cursor) {
+        ps.cursor = malloc(((size_t)nlists + 1) * 2 * sizeof *ps.cursor);
+        if (!acc || !ps.cursor) {
             free(acc);
-            free(cursor);
+            free(ps.cursor);
             continue;
         }
-        uint32_t *stop = cursor + nlists + 1;
-        memset(acc, 0, block * 2 * L * sizeof *acc);
+        ps.stop = ps.cursor + nlists + 1;
+        memset(acc, 0, acc_bytes);
         for (int o = 0, l = 0; o < 2; o++)
             for (int i = 0; i < q->nwords[o]; i++, l++) {
                 uint32_t w = q->words[o][i] >> 8;
-                cursor[l] = w < nv && weight[l] ? off[w] : 0;
-                stop[l] = w < nv && weight[l] ? off[w + 1] : 0;
+                ps.cursor[l] = w < nv && weight[l] ? off[w] : 0;
+                ps.stop[l] = w < nv && weight[l] ? off[w + 1] : 0;
             }
         for (size_t b0 = 0; b0 < n; b0 += block) {
-            size_t b1 = n - b0 < block ? n : b0 + block;
-            uint32_t span = (uint32_t)(b1 - b0);
-            for (int o = 0, l = 0; o < 2; o++)
-                for (int i = 0; i < q->nwords[o]; i++, l++) {
-                    uint32_t tq = q->words[o][i] & 0xFF, p = cursor[l], end = stop[l];
-                    uint16_t wt = weight[l];
-                    if (p >= end)
-                        continue;
-                    uint16_t *acc_o = acc + (size_t)o * L;
-                    /* each list resumes once per block, most often out of cache: the read of a
-                     * list a few ahead starts now */
-                    if (l + RETRIEVE_PREFETCH < nlists)
-                        __builtin_prefetch(post + cursor[l + RETRIEVE_PREFETCH]);
-                    lane_vec add1;
-                    memcpy(&add1, step + (size_t)l * L, sizeof add1);
-                    /* t outside the block: its end, or damaged postings (out of order), where the
-                     * list stops rather than misreads. A work holding the word once adds the
-                     * word's weight to each lane holding it (min(tf, 1) = 1), the common case. */
-                    for (; p < end; p++) {
-                        uint32_t t = (post[p] >> 8) - (uint32_t)b0, tr = post[p] & 0xFF;
-                        if (t >= span)
-                            break;
-                        uint16_t *a = acc_o + (size_t)t * 2 * L;
-                        if (tq == 1 || tr == 1)
-                            *(lane_vec *)a += add1;
-                        else {
-                            const uint8_t *tf = q->lane_tf[o] + (size_t)i * L;
-                            for (int v = 0; v < L; v++)
-                                a[v] += (uint16_t)(add1[v] ? wt * (tf[v] < tr ? tf[v] : tr) : 0);
-                        }
-                    }
-                    cursor[l] = p;
-                }
-            /* a sequential sweep finds the records touched (cheaper than tracking them per posting) */
-            for (size_t t = 0; t < b1 - b0; t++) {
-                lane_vec *a = (lane_vec *)(acc + t * 2 * L);
-                uint32_t r = (uint32_t)(b0 + t);
-                double nd = entries[r].ndesc ? entries[r].ndesc : 1;
-                /* most records reach no ranking's floor: one vector test rules them out */
-                if (nd != floors_nd) {
-                    pass_floors(rank, nrank, lane_of, nd, (uint16_t *)&floors);
-                    floors_nd = nd;
-                }
-                lane_vec plain = a[0], mirrored = a[1], up = (lane_vec)(plain > mirrored);
-                lane_vec pass = (lane_vec)(((plain & up) | (mirrored & ~up)) >= floors);
-                uint64_t words[sizeof(lane_vec) / sizeof(uint64_t)], any = 0;
-                memcpy(words, &pass, sizeof words);
-                for (size_t u = 0; u < sizeof words / sizeof *words; u++)
-                    any |= words[u];
-                if (any) {
-                    int live = -1, pushed = 0;
-                    uint64_t key = 0;
-                    for (int j = 0; j < nrank; j++)
-                        pushed |= offer(&rank[j], view, s, r, nd, a[0][lane_of[j]], a[1][lane_of[j]], &live, &key);
-                    if (pushed)
-                        floors_nd = -1; /* a floor rose */
-                }
-                a[0] = a[1] = (lane_vec){0}; /* ready for the next block */
-            }
+            uint32_t span = (uint32_t)((n - b0 < block ? n : b0 + block) - b0);
+            if (nl > 1)
+                retrieve_block_lanes(&ps, acc, block, (uint32_t)b0, span);
+            else
+                retrieve_block_whole(&ps, acc, block, (uint32_t)b0, span);
         }
         free(acc);
-        free(cursor);
+        free(ps.cursor);
     }
     free(weight);
     free(step);

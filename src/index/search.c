@@ -212,7 +212,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
     if (max_distance > 256)
         max_distance = 256;
     int jobs = opts && opts->jobs > 0 ? opts->jobs : omp_get_num_procs();
-    int local = opts && opts->local;
+    int local = opts && opts->local, no_windows = opts && opts->no_windows;
     double min_probability = opts ? opts->min_probability : 0.0;
     size_t ncand = PROVSCAN_LOCAL_CANDIDATES;
     if (opts && opts->local_candidates > 0)
@@ -283,7 +283,7 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
         for (size_t qp = 0; qp < nq * PARTS; qp++) {
             const provscan_local *part = ps_local_part(queries[qp / PARTS].local, (int)(qp % PARTS));
-            int whole = qp % PARTS == 0;
+            int whole = qp % PARTS == 0 && !no_windows;
             nretrieved[qp] = part ? ps_local_retrieve(vw, part, ncand, retrieved + qp * ncand,
                                                       whole ? windowed + qp / PARTS * WINDOWED : NULL,
                                                       whole ? &nwindowed[qp / PARTS] : NULL)

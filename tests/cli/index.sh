@@ -125,6 +125,9 @@ run compare_evidence_bad 1 "$P" compare --evidence "$W/no/such/dir/x.png" "$W/q/
 expect_in compare_evidence_bad err "evidence picture not written"
 run scan_candidates 1 "$P" scan --json --candidates 1000 "$I" "$W/q/bridge-crop.jpg"
 pyjson scan_candidates 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[0]["matches"][0]["kind"] == "partial"'
+# without the query's retrieval windows the crop is still found: they only add candidates
+run scan_no_windows 1 "$P" scan --json --no-windows "$I" "$W/q/bridge-crop.jpg"
+pyjson scan_no_windows 'objs[0]["matches"][0]["work"]["path"].endswith("a/bridge.jpg") and objs[0]["matches"][0]["kind"] == "partial"'
 run scan_candidates_bad 2 "$P" scan --candidates 0 "$I" "$W/q/bridge-crop.jpg"
 expect_in scan_candidates_bad err "--candidates needs a number from 1 to 1000"
 # the same crop mirrored: retrieval's word overlap picks the mirrored reading to verify
