@@ -90,35 +90,58 @@ void ps_seg_builder_free(ps_seg_builder *b)
     memset(b, 0, sizeof *b);
 }
 
-static int cmp_u32(const void *a, const void *b)
+static int cmp_u64(const void *a, const void *b)
 {
-    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
+}
+
+int ps_words_in_lanes(const uint8_t *desc, int n, const uint16_t *lanes, int nlanes, uint32_t **words,
+                      uint8_t **lane_tf)
+{
+    *words = NULL;
+    if (lane_tf)
+        *lane_tf = NULL;
+    const ps_vocab *v = ps_vocab_builtin();
+    if (!v || n <= 0)
+        return 0;
+    /* (word, descriptor) pairs in word order: a word's descriptors are adjacent */
+    uint64_t *order = malloc((size_t)n * sizeof *order);
+    uint32_t *w = malloc((size_t)n * sizeof *w);
+    uint8_t *tf = lanes ? calloc((size_t)n, (size_t)nlanes) : NULL;
+    if (!order || !w || (lanes && !tf)) {
+        free(order);
+        free(w);
+        free(tf);
+        return -1;
+    }
+    for (int i = 0; i < n; i++)
+        order[i] = (uint64_t)ps_vocab_word(v, desc + (size_t)i * PS_DESC_BYTES) << 32 | (uint32_t)i;
+    qsort(order, (size_t)n, sizeof *order, cmp_u64);
+    int k = 0;
+    for (int i = 0; i < n;) {
+        uint32_t word = (uint32_t)(order[i] >> 32);
+        int j = i;
+        while (j < n && (uint32_t)(order[j] >> 32) == word)
+            j++;
+        for (int d = i; lanes && d < j; d++)
+            for (int lane = 0; lane < nlanes; lane++)
+                if (lanes[(uint32_t)order[d]] >> lane & 1 && tf[(size_t)k * nlanes + lane] < 255)
+                    tf[(size_t)k * nlanes + lane]++;
+        uint32_t count = (uint32_t)(j - i) > 255 ? 255 : (uint32_t)(j - i);
+        w[k++] = word << 8 | count;
+        i = j;
+    }
+    free(order);
+    *words = w;
+    if (lane_tf)
+        *lane_tf = tf;
+    return k;
 }
 
 int ps_words_of(const uint8_t *desc, int n, uint32_t **words)
 {
-    *words = NULL;
-    const ps_vocab *v = ps_vocab_builtin();
-    if (!v || n <= 0)
-        return 0;
-    uint32_t *w = malloc((size_t)n * sizeof *w);
-    if (!w)
-        return -1;
-    for (int i = 0; i < n; i++)
-        w[i] = (uint32_t)ps_vocab_word(v, desc + (size_t)i * PS_DESC_BYTES);
-    qsort(w, (size_t)n, sizeof *w, cmp_u32);
-    int k = 0;
-    for (int i = 0; i < n;) {
-        int j = i;
-        while (j < n && w[j] == w[i])
-            j++;
-        uint32_t count = (uint32_t)(j - i) > 255 ? 255 : (uint32_t)(j - i);
-        w[k++] = w[i] << 8 | count;
-        i = j;
-    }
-    *words = w;
-    return k;
+    return ps_words_in_lanes(desc, n, NULL, 0, words, NULL);
 }
 
 provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *b, int64_t seq, char *file_name,

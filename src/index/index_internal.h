@@ -80,6 +80,10 @@ provscan_status ps_seg_builder_write(provscan_index *idx, const ps_seg_builder *
 /* The distinct visual words of a set of descriptors, as ps_seg_builder_add wants them (caller
  * frees *words). Returns the number of words, or -1 when out of memory. */
 int ps_words_of(const uint8_t *desc, int n, uint32_t **words);
+/* The same, and with lanes (a bit mask per descriptor, bit v for lane v < nlanes <= 16) each word's
+ * count in each lane (*lane_tf: nlanes bytes per word, at most 255; caller frees). */
+int ps_words_in_lanes(const uint8_t *desc, int n, const uint16_t *lanes, int nlanes, uint32_t **words,
+                      uint8_t **lane_tf);
 
 /* Merges segments by size tier so their number stays logarithmic in the corpus size. */
 provscan_status ps_compact(provscan_index *idx, provscan_error *err);

@@ -22,12 +22,6 @@
 /* lists ahead whose next postings are fetched while one is walked */
 #define RETRIEVE_PREFETCH 8
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return (x > y) - (x < y);
-}
-
 /* The windows, as shares of the part's width and height (x0, y0, x1, y1): the four corners' and the
  * centre's, each PS_WINDOW_SHARE on a side. */
 static const double window_rect[PS_WINDOWS][4] = {
@@ -63,46 +57,6 @@ static void feature_lanes(const ps_features *f, uint16_t *lanes)
     }
 }
 
-/* The distinct words of n descriptors, as ps_words_of lists them (word << 8 | count, ascending), and
- * per word its count in each lane (PS_RETRIEVE_LANES bytes); the number of words, or -1 when out of
- * memory. */
-static int words_with_lanes(const uint8_t *desc, int n, const uint16_t *lanes, uint32_t **words, uint8_t **lane_tf)
-{
-    *words = NULL;
-    *lane_tf = NULL;
-    const ps_vocab *v = ps_vocab_builtin();
-    if (!v || n <= 0)
-        return 0;
-    uint64_t *order = malloc((size_t)n * sizeof *order);
-    uint32_t *w = malloc((size_t)n * sizeof *w);
-    uint8_t *tf = calloc((size_t)n, PS_RETRIEVE_LANES);
-    if (!order || !w || !tf) {
-        free(order);
-        free(w);
-        free(tf);
-        return -1;
-    }
-    for (int i = 0; i < n; i++)
-        order[i] = (uint64_t)ps_vocab_word(v, desc + (size_t)i * PS_DESC_BYTES) << 32 | (uint32_t)i;
-    qsort(order, (size_t)n, sizeof *order, cmp_u64);
-    int k = 0;
-    for (int i = 0; i < n;) {
-        uint32_t word = (uint32_t)(order[i] >> 32);
-        uint8_t *row = tf + (size_t)k * PS_RETRIEVE_LANES;
-        int j = i;
-        for (; j < n && (uint32_t)(order[j] >> 32) == word; j++)
-            for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++)
-                if (lanes[(uint32_t)order[j]] >> lane & 1 && row[lane] < 255)
-                    row[lane]++;
-        w[k++] = word << 8 | row[0];
-        i = j;
-    }
-    free(order);
-    *words = w;
-    *lane_tf = tf;
-    return k;
-}
-
 provscan_status ps_local_from_image(const provscan_image *img, int source_width, int source_height, int max_features,
                                     provscan_local **out)
 {
@@ -133,8 +87,8 @@ provscan_status ps_local_from_image(const provscan_image *img, int source_width,
     for (int i = 0; i < l->f.n; i++)
         for (int lane = 0; lane < PS_RETRIEVE_LANES; lane++)
             l->lane_features[lane] += lanes[i] >> lane & 1;
-    l->nwords[0] = words_with_lanes(l->f.desc, l->f.n, lanes, &l->words[0], &l->lane_tf[0]);
-    l->nwords[1] = words_with_lanes(mirrored, l->f.n, lanes, &l->words[1], &l->lane_tf[1]);
+    l->nwords[0] = ps_words_in_lanes(l->f.desc, l->f.n, lanes, PS_RETRIEVE_LANES, &l->words[0], &l->lane_tf[0]);
+    l->nwords[1] = ps_words_in_lanes(mirrored, l->f.n, lanes, PS_RETRIEVE_LANES, &l->words[1], &l->lane_tf[1]);
     free(mirrored);
     free(lanes);
     if (l->nwords[0] < 0 || l->nwords[1] < 0 || ps_match_query_prepare(&l->f, &l->match) != PROVSCAN_OK) {
@@ -465,6 +419,12 @@ typedef struct ranking {
     double scale, scale2_per_nq, nq;
 } ranking;
 
+/* The score a record must reach to enter the ranking's heap. */
+static float ranking_floor(const ranking *k)
+{
+    return k->found < k->max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, k->heap[0].score);
+}
+
 /* Offers record r of segment s with word overlaps plain / mirrored (accumulated, weighted) to a
  * ranking; *live (-1 = not yet known) and *key, the record's PDQ prefix, are read once per record. 1
  * when the record went to the heap, whose floor may then have risen. */
@@ -476,7 +436,7 @@ static int offer(ranking *k, const ps_view *view, size_t s, uint32_t r, double n
         return 0;
     /* Almost every record is touched and few can enter a heap: a square-root-free bound (with a
      * margin far above rounding) rejects the rest before the exact score. */
-    float floor_score = k->found < k->max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, k->heap[0].score);
+    float floor_score = ranking_floor(k);
     if ((double)shared * shared * k->scale2_per_nq < (double)floor_score * floor_score * nd * 0.999)
         return 0;
     float score = (float)(shared * k->scale / sqrt(k->nq * nd));
@@ -502,9 +462,7 @@ static void pass_floors(const ranking *rank, int nrank, const int *lane_of, doub
     for (int v = 0; v < PS_RETRIEVE_LANES; v++)
         floors[v] = UINT16_MAX;
     for (int j = 0; j < nrank; j++) {
-        const ranking *k = &rank[j];
-        float floor_score = k->found < k->max ? PS_RETRIEVE_MIN_SCORE : fmaxf(PS_RETRIEVE_MIN_SCORE, k->heap[0].score);
-        double least = floor_score * sqrt(nd * 0.999 / k->scale2_per_nq);
+        double least = ranking_floor(&rank[j]) * sqrt(nd * 0.999 / rank[j].scale2_per_nq);
         floors[lane_of[j]] = least >= UINT16_MAX ? UINT16_MAX : least < 1 ? 1 : (uint16_t)least;
     }
 }
@@ -600,17 +558,16 @@ static inline __attribute__((always_inline)) void sweep(retrieval_pass *ps, uint
         uint32_t r = b0 + t;
         int live = -1, pushed = 0;
         uint64_t key = 0;
+        double nd = ps->entries[r].ndesc ? ps->entries[r].ndesc : 1;
         if (nl == 1) {
             uint16_t *a = acc + t, *m = acc + block + t;
             if (!(*a | *m))
                 continue;
-            double nd = ps->entries[r].ndesc ? ps->entries[r].ndesc : 1;
             offer(&ps->rank[0], ps->view, ps->s, r, nd, *a, *m, &live, &key);
             *a = *m = 0;
             continue;
         }
         lane_vec *a = (lane_vec *)(acc + (size_t)t * 2 * PS_RETRIEVE_LANES), *m = a + 1;
-        double nd = ps->entries[r].ndesc ? ps->entries[r].ndesc : 1;
         /* most records reach no ranking's floor: one vector test rules them out */
         if (nd != ps->floors_nd) {
             pass_floors(ps->rank, ps->nrank, ps->lane_of, nd, (uint16_t *)&ps->floors);

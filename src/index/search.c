@@ -283,10 +283,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
 #pragma omp parallel for schedule(dynamic, 1) num_threads(jobs)
         for (size_t qp = 0; qp < nq * PARTS; qp++) {
             const provscan_local *part = ps_local_part(queries[qp / PARTS].local, (int)(qp % PARTS));
-            int whole = qp % PARTS == 0 && !no_windows;
+            int windows = qp % PARTS == 0 && !no_windows; /* the whole query's, not a tile's */
             nretrieved[qp] = part ? ps_local_retrieve(vw, part, ncand, retrieved + qp * ncand,
-                                                      whole ? windowed + qp / PARTS * WINDOWED : NULL,
-                                                      whole ? &nwindowed[qp / PARTS] : NULL)
+                                                      windows ? windowed + qp / PARTS * WINDOWED : NULL,
+                                                      windows ? &nwindowed[qp / PARTS] : NULL)
                                   : 0;
         }
     }
