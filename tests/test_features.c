@@ -253,6 +253,50 @@ static void test_partial_paste_region(void **state)
     provscan_image_free(work);
 }
 
+/* the rows of the pasted part brightened, and by how much */
+#define EDIT_FROM 370
+#define EDIT_ADD 60
+
+static void test_refined_region_keeps_inliers(void **state)
+{
+    (void)state;
+    /* The paste above with its lower third brightened (a local edit): its features still match
+     * (they compare intensities with each other), its pixels disagree with the tone fitted on the
+     * rest. Its inliers are still part of the copy, so the refined region must hold them all,
+     * not the upper two thirds only. */
+    provscan_image *work = scene(640, 480, 71), *bg = scene(800, 600, 72);
+    double A[9] = {1, 0, 150, 0, 1, 120, 0, 0, 1};
+    provscan_image *q = warp(work, A, 800, 600, bg);
+    for (int y = 0; y < 600; y++)
+        for (int x = 0; x < 800; x++) {
+            uint8_t *px = q->pixels + ((size_t)y * 800 + x) * 3;
+            if (x < 250 || x >= 550 || y < 200 || y >= 450)
+                memcpy(px, bg->pixels + ((size_t)y * 800 + x) * 3, 3);
+            else if (y >= EDIT_FROM)
+                for (int c = 0; c < 3; c++)
+                    px[c] = (uint8_t)(px[c] + EDIT_ADD > 255 ? 255 : px[c] + EDIT_ADD);
+        }
+    ps_geo_match m;
+    check_pair(work, q, A, 250, 200, 550, 450, 3.0, 0, &m);
+    double iy0 = 1e9, iy1 = -1e9;
+    for (int i = 0; i < m.npairs; i++) {
+        iy0 = fmin(iy0, m.pairs[4 * i + 1]);
+        iy1 = fmax(iy1, m.pairs[4 * i + 1]);
+    }
+    assert_true(iy1 > EDIT_FROM + 20);
+    assert_int_equal(ps_geo_match_refine_region(q, work, &m), PROVSCAN_OK);
+    double y0 = 1e9, y1 = -1e9;
+    for (int i = 0; i < 4; i++) {
+        y0 = fmin(y0, m.query_poly[2 * i + 1]);
+        y1 = fmax(y1, m.query_poly[2 * i + 1]);
+    }
+    assert_true(y0 <= iy0 + 2 && y1 >= iy1 - 2);
+    ps_geo_match_free(&m);
+    provscan_image_free(q);
+    provscan_image_free(bg);
+    provscan_image_free(work);
+}
+
 static void rotated(double deg, double scale, int seed, double tol)
 {
     provscan_image *work = scene(640, 480, (uint64_t)seed);
@@ -873,6 +917,7 @@ int main(void)
         cmocka_unit_test(test_alternative_model),
         cmocka_unit_test(test_composite),
         cmocka_unit_test(test_partial_paste_region),
+        cmocka_unit_test(test_refined_region_keeps_inliers),
         cmocka_unit_test(test_rotation),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_mirror),

@@ -198,6 +198,19 @@ provscan_status ps_geo_match_refine_region(const provscan_image *query, const pr
     }
     if (bx1 < 0 || best < 16 || 2 * inside < m->npairs)
         goto done;
+    /* Every inlier is part of the copy even where its pixels disagree: a model a little off at one
+     * end of a large copy (a slight rotation fitted on smooth curves), a local tone change. So the
+     * rectangle grows to hold them all; it still ends where the agreeing pixels and the inliers do. */
+    for (int p = 0; p < m->npairs; p++) {
+        double cx = (m->pairs[4 * p] + 0.5) * aq - 0.5, cy = (m->pairs[4 * p + 1] + 0.5) * aq - 0.5;
+        int ix = (int)lround(cx), iy = (int)lround(cy);
+        ix = ix < 0 ? 0 : ix >= qw ? qw - 1 : ix;
+        iy = iy < 0 ? 0 : iy >= qh ? qh - 1 : iy;
+        bx0 = ix < bx0 ? ix : bx0;
+        bx1 = ix > bx1 ? ix : bx1;
+        by0 = iy < by0 ? iy : by0;
+        by1 = iy > by1 ? iy : by1;
+    }
     ps_match_set_region(m, query->width, query->height, work->width, work->height, bx0 / aq - 0.5,
                         by0 / aq - 0.5, (bx1 + 1) / aq + 0.5, (by1 + 1) / aq + 0.5);
 done:
