@@ -50,6 +50,7 @@ static void probe_x86(int *avx2, int *avx512)
 }
 #endif
 
+#if defined(PROVSCAN_HAVE_AVX2) || defined(PROVSCAN_HAVE_AVX512)
 /* A set only overrides the kernels it improves; the rest come from the set below it. */
 static void overlay(ps_kernels *dst, const ps_kernels *src)
 {
@@ -69,6 +70,7 @@ static void overlay(ps_kernels *dst, const ps_kernels *src)
 #undef TAKE
     dst->name = src->name;
 }
+#endif
 
 static int set_by_name(const char *name)
 {

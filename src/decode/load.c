@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <vips/vips.h>
+#include <vips/vector.h>
 
 /* Files larger than this are refused before reading: no legitimate still image needs more. */
 #define PS_MAX_FILE_BYTES ((off_t)2 << 30)
@@ -39,6 +40,12 @@ static void init_decoders(void)
      * would only oversubscribe the cores, and its operation cache only grows with millions of files. */
     vips_concurrency_set(1);
     vips_cache_set_max(0);
+#if !defined(__x86_64__) && !defined(__i386__)
+    /* libvips' Orc-generated vector code gave an all-black vips_resize() result on aarch64 (Debian
+     * 12, libvips 8.14, orc 0.4.33, under qemu-user; docs/simd.md, "aarch64"). Decoding needs
+     * libvips for little more than the codecs, so elsewhere than on x86 its plain C paths are used. */
+    vips_vector_set_enabled(FALSE);
+#endif
     /* Loaders libvips marks untrusted (ImageMagick, MATLAB, FITS, ...) are not hardened against
      * hostile files; they stay off unless the user opts in. */
     const char *allow = getenv("PROVSCAN_ALLOW_UNTRUSTED_LOADERS");
