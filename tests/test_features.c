@@ -228,20 +228,34 @@ static void test_composite(void **state)
     provscan_image_free(work);
 }
 
+/* A part of a work (300 x 250 from (100,80)) pasted at (250,200) into another picture; rows from
+ * brighten_from down of the pasted part brightened by brighten (a local edit; 0: none). */
+static const double paste_A[9] = {1, 0, 150, 0, 1, 120, 0, 0, 1};
+
+static provscan_image *pasted_part(provscan_image **work, provscan_image **bg, int brighten_from, int brighten)
+{
+    *work = scene(640, 480, 71);
+    *bg = scene(800, 600, 72);
+    provscan_image *q = warp(*work, paste_A, 800, 600, *bg);
+    for (int y = 0; y < 600; y++)
+        for (int x = 0; x < 800; x++) {
+            uint8_t *px = q->pixels + ((size_t)y * 800 + x) * 3;
+            if (x < 250 || x >= 550 || y < 200 || y >= 450)
+                memcpy(px, (*bg)->pixels + ((size_t)y * 800 + x) * 3, 3);
+            else if (brighten && y >= brighten_from)
+                for (int c = 0; c < 3; c++)
+                    px[c] = (uint8_t)(px[c] + brighten > 255 ? 255 : px[c] + brighten);
+        }
+    return q;
+}
+
 static void test_partial_paste_region(void **state)
 {
     (void)state;
-    /* A part of a work (300 x 250 from (100,80)) pasted at (250,200) into another picture: the
-     * feature-based region is refined with the pixels to the pasted rectangle. */
-    provscan_image *work = scene(640, 480, 71), *bg = scene(800, 600, 72);
-    double A[9] = {1, 0, 150, 0, 1, 120, 0, 0, 1};
-    provscan_image *q = warp(work, A, 800, 600, bg);
-    for (int y = 0; y < 600; y++)
-        for (int x = 0; x < 800; x++)
-            if (x < 250 || x >= 550 || y < 200 || y >= 450)
-                memcpy(q->pixels + ((size_t)y * 800 + x) * 3, bg->pixels + ((size_t)y * 800 + x) * 3, 3);
+    /* the feature-based region is refined with the pixels to the pasted rectangle */
+    provscan_image *work, *bg, *q = pasted_part(&work, &bg, 0, 0);
     ps_geo_match m;
-    check_pair(work, q, A, 250, 200, 550, 450, 3.0, 0, &m);
+    check_pair(work, q, paste_A, 250, 200, 550, 450, 3.0, 0, &m);
     assert_int_equal(ps_geo_match_refine_region(q, work, &m), PROVSCAN_OK);
     double want_q[8] = {250, 200, 550, 200, 550, 450, 250, 450}, want_w[8] = {100, 80, 400, 80, 400, 330, 100, 330};
     assert_quad_near(m.query_poly, want_q, 8.0);
@@ -253,37 +267,23 @@ static void test_partial_paste_region(void **state)
     provscan_image_free(work);
 }
 
-/* the rows of the pasted part brightened, and by how much */
-#define EDIT_FROM 370
-#define EDIT_ADD 60
-
 static void test_refined_region_keeps_inliers(void **state)
 {
     (void)state;
-    /* The paste above with its lower third brightened (a local edit): its features still match
-     * (they compare intensities with each other), its pixels disagree with the tone fitted on the
-     * rest. Its inliers are still part of the copy, so the refined region must hold them all,
-     * not the upper two thirds only. */
-    provscan_image *work = scene(640, 480, 71), *bg = scene(800, 600, 72);
-    double A[9] = {1, 0, 150, 0, 1, 120, 0, 0, 1};
-    provscan_image *q = warp(work, A, 800, 600, bg);
-    for (int y = 0; y < 600; y++)
-        for (int x = 0; x < 800; x++) {
-            uint8_t *px = q->pixels + ((size_t)y * 800 + x) * 3;
-            if (x < 250 || x >= 550 || y < 200 || y >= 450)
-                memcpy(px, bg->pixels + ((size_t)y * 800 + x) * 3, 3);
-            else if (y >= EDIT_FROM)
-                for (int c = 0; c < 3; c++)
-                    px[c] = (uint8_t)(px[c] + EDIT_ADD > 255 ? 255 : px[c] + EDIT_ADD);
-        }
+    /* The paste above with its lower third brightened by 60: its features still match (they
+     * compare intensities with each other), its pixels disagree with the tone fitted on the rest.
+     * Its inliers are still part of the copy, so the refined region must hold them all, not the
+     * upper two thirds only. */
+    const int edit_from = 370;
+    provscan_image *work, *bg, *q = pasted_part(&work, &bg, edit_from, 60);
     ps_geo_match m;
-    check_pair(work, q, A, 250, 200, 550, 450, 3.0, 0, &m);
+    check_pair(work, q, paste_A, 250, 200, 550, 450, 3.0, 0, &m);
     double iy0 = 1e9, iy1 = -1e9;
     for (int i = 0; i < m.npairs; i++) {
         iy0 = fmin(iy0, m.pairs[4 * i + 1]);
         iy1 = fmax(iy1, m.pairs[4 * i + 1]);
     }
-    assert_true(iy1 > EDIT_FROM + 20);
+    assert_true(iy1 > edit_from + 20);
     assert_int_equal(ps_geo_match_refine_region(q, work, &m), PROVSCAN_OK);
     double y0 = 1e9, y1 = -1e9;
     for (int i = 0; i < 4; i++) {
