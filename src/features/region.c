@@ -35,6 +35,13 @@ static uint8_t *thumb(const provscan_image *img, int *tw, int *th, double *a)
     return t;
 }
 
+/* Where inlier p of m lies in the query's thumbnail (a thumbnail px per input px). */
+static void inlier_in_thumb(const ps_geo_match *m, int p, double a, double *x, double *y)
+{
+    *x = (m->pairs[4 * p] + 0.5) * a - 0.5;
+    *y = (m->pairs[4 * p + 1] + 0.5) * a - 0.5;
+}
+
 provscan_status ps_geo_match_refine_region(const provscan_image *query, const provscan_image *work, ps_geo_match *m)
 {
     if (!query || !work || !m)
@@ -74,7 +81,9 @@ provscan_status ps_geo_match_refine_region(const provscan_image *query, const pr
         }
     /* Seeds: overlap pixels within 2 thumbnail pixels of an inlier, surely inside the copy. */
     for (int p = 0; p < m->npairs; p++) {
-        int cx = (int)lround((m->pairs[4 * p] + 0.5) * aq - 0.5), cy = (int)lround((m->pairs[4 * p + 1] + 0.5) * aq - 0.5);
+        double px, py;
+        inlier_in_thumb(m, p, aq, &px, &py);
+        int cx = (int)lround(px), cy = (int)lround(py);
         for (int dy = -2; dy <= 2; dy++)
             for (int dx = -2; dx <= 2; dx++) {
                 int xx = cx + dx, yy = cy + dy;
@@ -193,7 +202,8 @@ provscan_status ps_geo_match_refine_region(const provscan_image *query, const pr
      * the feature-based region stands. */
     int inside = 0;
     for (int p = 0; p < m->npairs; p++) {
-        double cx = (m->pairs[4 * p] + 0.5) * aq - 0.5, cy = (m->pairs[4 * p + 1] + 0.5) * aq - 0.5;
+        double cx, cy;
+        inlier_in_thumb(m, p, aq, &cx, &cy);
         inside += cx >= bx0 - 1 && cx <= bx1 + 1 && cy >= by0 - 1 && cy <= by1 + 1;
     }
     if (bx1 < 0 || best < 16 || 2 * inside < m->npairs)
@@ -202,7 +212,8 @@ provscan_status ps_geo_match_refine_region(const provscan_image *query, const pr
      * end of a large copy (a slight rotation fitted on smooth curves), a local tone change. So the
      * rectangle grows to hold them all; it still ends where the agreeing pixels and the inliers do. */
     for (int p = 0; p < m->npairs; p++) {
-        double cx = (m->pairs[4 * p] + 0.5) * aq - 0.5, cy = (m->pairs[4 * p + 1] + 0.5) * aq - 0.5;
+        double cx, cy;
+        inlier_in_thumb(m, p, aq, &cx, &cy);
         int ix = (int)lround(cx), iy = (int)lround(cy);
         ix = ix < 0 ? 0 : ix >= qw ? qw - 1 : ix;
         iy = iy < 0 ? 0 : iy >= qh ? qh - 1 : iy;

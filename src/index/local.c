@@ -617,24 +617,27 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
     uint16_t *weight = malloc(((size_t)nlists + 1) * sizeof *weight);
     /* per word list, what a posting of a work holding the word once adds to each lane */
     uint16_t *step = malloc(((size_t)nlists + 1) * L * sizeof *step);
-    ps_local_candidate *window_heap = window_out ? malloc(PS_WINDOWS * PS_WINDOW_CANDIDATES * sizeof *window_heap) : NULL;
-    if (!weight || !step || (window_out && !window_heap)) {
+    /* a list's walk in the segment at hand: from cursor to stop, both read once per segment rather
+     * than from its offsets per block (out of cache by then) */
+    uint32_t *cursor = malloc(((size_t)nlists + 1) * 2 * sizeof *cursor);
+    if (!weight || !step || !cursor) {
         free(weight);
         free(step);
-        free(window_heap);
+        free(cursor);
         return 0;
     }
     double scale[L];
     retrieval_weights(view, q, weight, scale);
-    /* the rankings: the whole part's (lane 0), then each window's that has features enough (lane v) */
+    /* the rankings: the whole part's (lane 0), then each window's that has features enough (lane v),
+     * whose heap is window_out's slot for that window */
     ranking rank[1 + PS_WINDOWS];
     int lane_of[1 + PS_WINDOWS] = {0}, nrank = 1;
     rank[0] = (ranking){out, 0, max, scale[0], scale[0] * scale[0] / q->f.n, q->f.n};
-    for (int v = 1; window_heap && v <= PS_WINDOWS; v++)
+    for (int v = 1; window_out && v <= PS_WINDOWS; v++)
         if (q->lane_features[v] >= PS_WINDOW_MIN_FEATURES && scale[v] > 0) {
             double nq = q->lane_features[v];
             lane_of[nrank] = v;
-            rank[nrank++] = (ranking){window_heap + (size_t)(v - 1) * PS_WINDOW_CANDIDATES, 0, PS_WINDOW_CANDIDATES,
+            rank[nrank++] = (ranking){window_out + (size_t)(v - 1) * PS_WINDOW_CANDIDATES, 0, PS_WINDOW_CANDIDATES,
                                       scale[v], scale[v] * scale[v] / nq, nq};
         }
     for (int o = 0, l = 0; o < 2; o++)
@@ -645,8 +648,9 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
             for (int j = 0; j < nrank; j++)
                 st[lane_of[j]] = tf[lane_of[j]] ? weight[l] : 0;
         }
-    retrieval_pass ps = {.view = view, .q = q, .weight = weight, .step = step, .rank = rank, .lane_of = lane_of,
-                         .nrank = nrank, .floors_nd = -1};
+    retrieval_pass ps = {.view = view, .q = q, .weight = weight, .step = step, .cursor = cursor,
+                         .stop = cursor + nlists + 1, .rank = rank, .lane_of = lane_of, .nrank = nrank,
+                         .floors_nd = -1};
     for (size_t s = 0; s < view->n; s++) {
         const ps_segment *seg = view->segs[s];
         uint64_t noff, npost, nentries;
@@ -667,15 +671,8 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
         size_t acc_bytes = (block * 2 * (size_t)nl * sizeof(uint16_t) + sizeof(lane_vec) - 1) / sizeof(lane_vec) *
                            sizeof(lane_vec);
         uint16_t *acc = aligned_alloc(sizeof(lane_vec), acc_bytes);
-        /* a list's walk: from cursor to stop, both read here once rather than from the segment's
-         * offsets per block (out of cache by then) */
-        ps.cursor = malloc(((size_t)nlists + 1) * 2 * sizeof *ps.cursor);
-        if (!acc || !ps.cursor) {
-            free(acc);
-            free(ps.cursor);
+        if (!acc)
             continue;
-        }
-        ps.stop = ps.cursor + nlists + 1;
         memset(acc, 0, acc_bytes);
         for (int o = 0, l = 0; o < 2; o++)
             for (int i = 0; i < q->nwords[o]; i++, l++) {
@@ -691,17 +688,17 @@ size_t ps_local_retrieve(const ps_view *view, const provscan_local *q, size_t ma
                 retrieve_block_whole(&ps, acc, block, (uint32_t)b0, span);
         }
         free(acc);
-        free(ps.cursor);
     }
     free(weight);
     free(step);
+    free(cursor);
     qsort(out, rank[0].found, sizeof *out, best_first);
+    /* each window's best moved up to follow the previous window's (slots only move down) */
     for (int j = 1; j < nrank; j++) {
         qsort(rank[j].heap, rank[j].found, sizeof *rank[j].heap, best_first);
-        memcpy(window_out + *nwindow, rank[j].heap, rank[j].found * sizeof *window_out);
+        memmove(window_out + *nwindow, rank[j].heap, rank[j].found * sizeof *window_out);
         *nwindow += rank[j].found;
     }
-    free(window_heap);
     return rank[0].found;
 }
 

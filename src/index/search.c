@@ -127,6 +127,15 @@ static void add_task(task *tasks, size_t *n, size_t first, uint32_t query, int p
     t->ev.inverted = variant >= PROVSCAN_DIHEDRAL_COUNT;
 }
 
+/* A candidate of visual-word retrieval, verified with part `part` of the query: its PDQ distance is
+ * not known from the global stage, so it is computed when the pair is scored. */
+static void add_retrieved(task *tasks, size_t *n, size_t first, uint32_t query, int part, const ps_view *vw,
+                          const ps_local_candidate *c)
+{
+    const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
+    add_task(tasks, n, first, query, part, c->seg, c->record, ids[c->record], -1, 0, c->readings);
+}
+
 static int cmp_match(const void *a, const void *b)
 {
     const provscan_match *x = a, *y = b;
@@ -323,17 +332,10 @@ provscan_status provscan_index_search_shards(provscan_index *const *shards, size
                          c->variant, PS_READ_BOTH);
         }
         for (int p = 0; p < PARTS; p++)
-            for (size_t i = 0; i < nretrieved[q * PARTS + (size_t)p]; i++) {
-                const ps_local_candidate *c = &retrieved[(q * PARTS + (size_t)p) * ncand + i];
-                const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
-                /* the PDQ distance is not known from the global stage: computed when the pair is scored */
-                add_task(tasks, &ntasks, first, (uint32_t)q, p, c->seg, c->record, ids[c->record], -1, 0, c->readings);
-            }
-        for (size_t i = 0; i < nwindowed[q]; i++) {
-            const ps_local_candidate *c = &windowed[q * WINDOWED + i];
-            const int64_t *ids = ps_segment_section(vw->segs[c->seg], PS_SEC_IDS, NULL);
-            add_task(tasks, &ntasks, first, (uint32_t)q, 0, c->seg, c->record, ids[c->record], -1, 0, c->readings);
-        }
+            for (size_t i = 0; i < nretrieved[q * PARTS + (size_t)p]; i++)
+                add_retrieved(tasks, &ntasks, first, (uint32_t)q, p, vw, &retrieved[(q * PARTS + (size_t)p) * ncand + i]);
+        for (size_t i = 0; i < nwindowed[q]; i++)
+            add_retrieved(tasks, &ntasks, first, (uint32_t)q, 0, vw, &windowed[q * WINDOWED + i]);
     }
 
     /* Score every pair: the PDQ distance when the global stage did not give it, local verification,
